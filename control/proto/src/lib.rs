@@ -1,0 +1,21 @@
+//! Sans-IO STTP control protocol (wire.md §1–§3, §5, §7): framing, commands and responses,
+//! operational modes, connection strings, the signal index cache, the metadata DataSet, filter
+//! expressions, and the publisher- and subscriber-side session state machines.
+//!
+//! Nothing here does I/O or reads a clock: bytes and the current time come in as arguments,
+//! bytes and events go out.
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
+pub mod filter;
+pub mod metadata;
+
+pub use sttp_wire as wire;

@@ -1,0 +1,6 @@
+//! The metadata DataSet (wire.md §7): typed tables, their .NET-DataSet XML form, and the derived
+//! ActiveMeasurements table that filter expressions run against.
+
+pub mod dataset;
+
+pub use dataset::{Column, DataSet, DataTable, DataType, Value};

@@ -1,0 +1,1 @@
+//! STTP control-plane runtime.

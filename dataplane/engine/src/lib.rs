@@ -1,0 +1,1 @@
+//! STTP data plane: source rings, fan-out workers, per-subscription encoders.

@@ -1,0 +1,1 @@
+//! TSSC (wire.md §4.2). Implemented in a follow-up step.
