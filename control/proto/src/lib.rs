@@ -15,7 +15,15 @@
     )
 )]
 
+pub mod command;
+pub mod connstr;
+pub mod encoding;
+pub mod error;
 pub mod filter;
+pub mod framing;
 pub mod metadata;
+pub mod opmodes;
+pub mod response;
+pub mod sic;
 
 pub use sttp_wire as wire;
