@@ -21,6 +21,7 @@ pub mod encoding;
 pub mod error;
 pub mod filter;
 pub mod framing;
+pub mod gzip;
 pub mod metadata;
 pub mod opmodes;
 pub mod response;
