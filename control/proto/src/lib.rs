@@ -24,6 +24,7 @@ pub mod framing;
 pub mod gzip;
 pub mod metadata;
 pub mod opmodes;
+pub mod payloads;
 pub mod response;
 pub mod sic;
 

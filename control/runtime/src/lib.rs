@@ -1,1 +1,16 @@
-//! STTP control-plane runtime.
+//! The STTP control plane runtime (tokio): the publisher server, the subscriber client, the
+//! embedded demo source and the `sttp` command line.
+//!
+//! Protocol decisions live in the sans-IO `sttp-proto` sessions; per-point work lives in the
+//! `sttp-dataplane` engine. This crate moves bytes between sockets, sessions and the engine.
+
+pub mod client;
+pub mod config;
+pub mod demo;
+pub mod metadata_cache;
+pub mod server;
+mod sink;
+
+pub use client::{ClientEvent, ReconnectPolicy, Subscriber, SubscriberConfig};
+pub use config::ServeConfig;
+pub use server::{Publisher, PublisherConfig};

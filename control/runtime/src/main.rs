@@ -1,1 +1,465 @@
-fn main() {}
+//! `sttp`: the STTP publisher and subscriber command line.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use sttp_control::client::{ClientEvent, Subscriber, SubscriberConfig};
+use sttp_control::config::ServeConfig;
+use sttp_control::demo::DemoFleet;
+use sttp_control::metadata_cache::MetadataCache;
+use sttp_control::server::{Publisher, PublisherConfig};
+use sttp_dataplane::EngineConfig;
+use sttp_proto::catalog::Catalog;
+use sttp_proto::connstr::SubscriptionSettings;
+use sttp_proto::encoding::StringEncoding;
+use sttp_proto::session::ReceivedMeasurement;
+use sttp_wire::ticks;
+
+#[derive(Parser, Debug)]
+#[command(name = "sttp", version, about = "STTP (IEEE 2664) publisher and subscriber")]
+struct Cli {
+    /// Log filter (error, warn, info, debug, trace, or a tracing directive).
+    #[arg(long, global = true)]
+    log: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a publisher (with the embedded demo PMU fleet unless configured otherwise).
+    Serve(ServeArgs),
+    /// Connect to a publisher, subscribe and show or write what arrives.
+    Subscribe(SubscribeArgs),
+}
+
+#[derive(Parser, Debug)]
+struct ServeArgs {
+    /// Listen address (default 127.0.0.1:7165).
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// TOML configuration file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Demo source: number of signals (15 per PMU).
+    #[arg(long)]
+    demo_signals: Option<usize>,
+    /// Demo source: frames per second.
+    #[arg(long)]
+    demo_rate: Option<f64>,
+    /// Data-plane worker threads.
+    #[arg(long)]
+    workers: Option<usize>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum Format {
+    /// A live one-line status.
+    Status,
+    /// Every point as a CSV row.
+    Csv,
+    /// Every point as a JSON line.
+    Jsonl,
+}
+
+#[derive(Parser, Debug)]
+struct SubscribeArgs {
+    /// Publisher address, HOST:PORT.
+    address: String,
+    /// Filter expression selecting the signals.
+    #[arg(long, default_value = "FILTER ActiveMeasurements WHERE True")]
+    filter: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Status)]
+    format: Format,
+    /// Ask for the compact format instead of TSSC.
+    #[arg(long)]
+    compact: bool,
+    /// Stop after this many points.
+    #[arg(long)]
+    count: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Protocol version to announce (1–3).
+    #[arg(long, default_value_t = 2)]
+    protocol_version: u8,
+    /// Use UTF-16LE strings on the command channel (as .NET subscribers do).
+    #[arg(long)]
+    utf16: bool,
+    /// Compact format: millisecond-resolution time offsets.
+    #[arg(long)]
+    millisecond_resolution: bool,
+    /// Throttle: publish the latest values every SECS seconds.
+    #[arg(long)]
+    throttle: Option<f64>,
+    /// Write the received metadata XML to this file.
+    #[arg(long)]
+    metadata_out: Option<PathBuf>,
+    /// Do not reconnect when the connection drops.
+    #[arg(long)]
+    no_reconnect: bool,
+    /// Restart the connection when no data arrived for this many seconds (0 = never).
+    #[arg(long, default_value_t = 30.0)]
+    data_loss_timeout: f64,
+}
+
+fn init_logging(filter: Option<&str>, default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter.unwrap_or(default))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Serve(args) => {
+            init_logging(cli.log.as_deref(), "info");
+            runtime.block_on(serve(args))
+        }
+        Command::Subscribe(args) => {
+            init_logging(cli.log.as_deref(), "warn");
+            runtime.block_on(subscribe(args))
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => ServeConfig::load(path)?,
+        None => ServeConfig::default(),
+    };
+    if let Some(l) = args.listen {
+        config.listen = l;
+    }
+    if let Some(n) = args.demo_signals {
+        config.demo.signals = n;
+        config.demo.enabled = true;
+    }
+    if let Some(r) = args.demo_rate {
+        config.demo.rate = r;
+        config.demo.enabled = true;
+    }
+    if let Some(w) = args.workers {
+        config.workers = w;
+    }
+    config.validate()?;
+    anyhow::ensure!(config.demo.enabled, "no source configured: enable [demo] in the config file");
+    let node_id = config.node_id.unwrap_or_else(uuid::Uuid::new_v4);
+    let fleet = DemoFleet::new(&config.demo);
+    let catalog = Catalog::new(node_id, fleet.metadata().clone());
+    tracing::info!(
+        signals = catalog.signals().len(),
+        pmus = fleet.metadata().table("DeviceDetail").map(|t| t.len()).unwrap_or(0),
+        rate = config.demo.rate,
+        "demo PMU fleet ready"
+    );
+    let publisher = Publisher::start(
+        PublisherConfig {
+            listen: config.listen,
+            max_connections: config.max_connections,
+            engine: EngineConfig {
+                workers: config.workers,
+                ..EngineConfig::default()
+            },
+            subscriber_queue_frames: config.subscriber_queue_frames,
+            name: config.name.clone(),
+        },
+        catalog,
+    )
+    .await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let generator = fleet.spawn(&publisher.catalog(), publisher.source(), stop.clone())?;
+    eprintln!(
+        "sttp publisher on {} serving {} demo signals at {} frames/s; watch it with: sttp subscribe {}",
+        publisher.local_addr(),
+        fleet.signals().len(),
+        config.demo.rate,
+        publisher.local_addr()
+    );
+    let interval = Duration::from_secs(config.stats_interval_secs.max(1));
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    let mut last_points = 0u64;
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = ticker.tick(), if config.stats_interval_secs > 0 => {
+                let ring = publisher.source();
+                let published = ring.stats().points.load(Ordering::Relaxed);
+                let subs = publisher.subscription_stats();
+                let sent: u64 = subs.iter().map(|(_, s)| s.points).sum();
+                let dropped: u64 = subs.iter().map(|(_, s)| s.dropped_queue_full).sum();
+                tracing::info!(
+                    connections = publisher.stats().connections_open.load(Ordering::Relaxed),
+                    published_per_s = (published - last_points) as f64 / interval.as_secs_f64(),
+                    published_total = published,
+                    points_sent_total = sent,
+                    dropped_slow_subscriber = dropped,
+                    "summary"
+                );
+                last_points = published;
+            }
+        }
+    }
+    tracing::info!("shutting down");
+    stop.store(true, Ordering::Relaxed);
+    let _ = generator.join();
+    publisher.shutdown().await;
+    Ok(())
+}
+
+/// Writes received points in the chosen format.
+struct Output {
+    format: Format,
+    out: std::io::BufWriter<std::io::Stdout>,
+    metadata: Option<Arc<MetadataCache>>,
+    total: u64,
+    window_points: u64,
+    window_start: Instant,
+    signals: std::collections::HashSet<uuid::Uuid>,
+    latest: i64,
+    interactive: bool,
+}
+
+impl Output {
+    fn new(format: Format) -> Self {
+        Self {
+            format,
+            out: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
+            metadata: None,
+            total: 0,
+            window_points: 0,
+            window_start: Instant::now(),
+            signals: std::collections::HashSet::new(),
+            latest: 0,
+            interactive: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn header(&mut self) -> std::io::Result<()> {
+        if self.format == Format::Csv {
+            writeln!(self.out, "signal_id,point_tag,time,ticks,value,flags")?;
+        }
+        Ok(())
+    }
+
+    fn tag(&self, m: &ReceivedMeasurement) -> &str {
+        self.metadata
+            .as_ref()
+            .and_then(|c| c.signal(&m.signal_id))
+            .map(|s| s.point_tag.as_str())
+            .unwrap_or("")
+    }
+
+    fn point(&mut self, m: &ReceivedMeasurement) -> std::io::Result<()> {
+        self.total += 1;
+        self.window_points += 1;
+        self.latest = self.latest.max(ticks::value(m.timestamp));
+        match self.format {
+            Format::Status => {
+                self.signals.insert(m.signal_id);
+            }
+            Format::Csv => {
+                let tag = csv_field(self.tag(m));
+                writeln!(
+                    self.out,
+                    "{},{},{},{},{},{}",
+                    m.signal_id,
+                    tag,
+                    ticks::to_iso8601(m.timestamp),
+                    m.timestamp,
+                    m.value,
+                    m.flags
+                )?;
+            }
+            Format::Jsonl => {
+                let line = serde_json::json!({
+                    "signal_id": m.signal_id.to_string(),
+                    "point_tag": self.tag(m),
+                    "time": ticks::to_iso8601(m.timestamp),
+                    "ticks": m.timestamp,
+                    "value": json_value(m.value),
+                    "flags": m.flags,
+                });
+                writeln!(self.out, "{line}")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn status(&mut self, force: bool) {
+        let elapsed = self.window_start.elapsed();
+        if !force && elapsed < Duration::from_secs(1) {
+            return;
+        }
+        if self.format == Format::Status {
+            let rate = self.window_points as f64 / elapsed.as_secs_f64().max(1e-9);
+            let latest = if self.latest > 0 { ticks::to_iso8601(self.latest) } else { "-".into() };
+            let line = format!(
+                "{rate:>12.0} points/s  {:>6} signals  latest {latest}  total {}",
+                self.signals.len(),
+                self.total
+            );
+            if self.interactive {
+                eprint!("\r{line}  ");
+            } else {
+                eprintln!("{line}");
+            }
+        }
+        self.window_points = 0;
+        self.window_start = Instant::now();
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+fn json_value(v: f32) -> serde_json::Value {
+    if v.is_finite() {
+        // Through the shortest decimal of the f32, so 60.01 prints as 60.01.
+        v.to_string().parse::<f64>().map(serde_json::Value::from).unwrap_or(serde_json::Value::Null)
+    } else {
+        serde_json::Value::String(v.to_string())
+    }
+}
+
+async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
+    anyhow::ensure!((1..=3).contains(&args.protocol_version), "--protocol-version must be 1, 2 or 3");
+    let mut config = SubscriberConfig::new(args.address.clone());
+    config.session.version = args.protocol_version;
+    config.session.tssc = !args.compact;
+    if args.utf16 {
+        config.session.encoding = StringEncoding::Utf16Le;
+    }
+    config.session.settings = SubscriptionSettings {
+        filter_expression: args.filter.clone(),
+        use_millisecond_resolution: args.millisecond_resolution,
+        throttled: args.throttle.is_some(),
+        publish_interval: args.throttle.unwrap_or(1.0),
+        ..SubscriptionSettings::default()
+    };
+    config.reconnect.enabled = !args.no_reconnect;
+    config.data_loss_timeout = (args.data_loss_timeout > 0.0).then(|| Duration::from_secs_f64(args.data_loss_timeout));
+    let mut output = Output::new(args.format);
+    output.header()?;
+    let mut sub = Subscriber::start(config);
+    let deadline = args.duration.map(|d| tokio::time::Instant::now() + Duration::from_secs_f64(d.max(0.0)));
+    let sleep = async move {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(sleep);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    let mut failure: Option<String> = None;
+    'run: loop {
+        tokio::select! {
+            _ = &mut sleep => break,
+            _ = &mut shutdown => break,
+            _ = ticker.tick() => output.status(false),
+            ev = sub.next_event() => {
+                let Some(ev) = ev else { break };
+                match ev {
+                    ClientEvent::Measurements(batch) => {
+                        for m in &batch {
+                            if args.count.is_some_and(|c| output.total >= c) {
+                                break 'run;
+                            }
+                            output.point(m)?;
+                        }
+                        if args.count.is_some_and(|c| output.total >= c) {
+                            break 'run;
+                        }
+                    }
+                    ClientEvent::Metadata(cache) => {
+                        if let Some(path) = &args.metadata_out {
+                            let xml = sttp_proto::metadata::xml::write_xml(&cache.dataset);
+                            std::fs::write(path, xml).with_context(|| format!("writing {}", path.display()))?;
+                        }
+                        tracing::info!(signals = cache.len(), "metadata received");
+                        output.metadata = Some(cache);
+                    }
+                    ClientEvent::Connected { address } => tracing::info!(%address, "connected"),
+                    ClientEvent::Disconnected { reason } => eprintln!("disconnected: {reason}"),
+                    ClientEvent::ReconnectScheduled { delay, attempt } => {
+                        eprintln!("reconnecting in {:.1} s (attempt {attempt})", delay.as_secs_f64())
+                    }
+                    ClientEvent::DataLoss { silent_for } => {
+                        eprintln!("no data for {:.1} s: reconnecting", silent_for.as_secs_f64())
+                    }
+                    ClientEvent::SubscriptionUpdated { signals, .. } => tracing::info!(signals, "subscribed"),
+                    ClientEvent::Session(sttp_proto::session::SubscriberEvent::Failed { command, message }) => {
+                        eprintln!("publisher refused command 0x{command:02X}: {message}");
+                        if command == 0x02 || command == 0x06 {
+                            failure = Some(message);
+                            break 'run;
+                        }
+                    }
+                    ClientEvent::Session(e) => tracing::debug!(?e, "session event"),
+                    ClientEvent::Connecting { .. } => {}
+                    ClientEvent::Stopped { reason } => {
+                        failure = Some(reason);
+                        break 'run;
+                    }
+                }
+            }
+        }
+    }
+    output.status(true);
+    if output.interactive && output.format == Format::Status {
+        eprintln!();
+    }
+    output.out.flush()?;
+    sub.stop().await;
+    match failure {
+        Some(reason) => anyhow::bail!("{reason}"),
+        None => Ok(()),
+    }
+}

@@ -163,7 +163,10 @@ impl DataTable {
     /// The cell at (`row`, `column`), `Null` when out of range.
     pub fn value(&self, row: usize, column: usize) -> &Value {
         const NULL: &Value = &Value::Null;
-        self.rows.get(row).and_then(|r| r.get(column)).unwrap_or(NULL)
+        self.rows
+            .get(row)
+            .and_then(|r| r.get(column))
+            .unwrap_or(NULL)
     }
 
     /// The cell at `row` of the named column.
@@ -206,7 +209,9 @@ impl DataSet {
 
     /// A table by name, case-insensitively.
     pub fn table(&self, name: &str) -> Option<&DataTable> {
-        self.tables.iter().find(|t| t.name.eq_ignore_ascii_case(name))
+        self.tables
+            .iter()
+            .find(|t| t.name.eq_ignore_ascii_case(name))
     }
 
     /// A mutable table by name, case-insensitively.
@@ -225,7 +230,10 @@ mod tests {
     fn column_lookup_is_case_insensitive_and_rows_pad() {
         let mut t = DataTable::new(
             "T",
-            vec![Column::new("SignalID", DataType::Guid), Column::new("PointTag", DataType::String)],
+            vec![
+                Column::new("SignalID", DataType::Guid),
+                Column::new("PointTag", DataType::String),
+            ],
         );
         t.push_row(vec![Value::Guid(Uuid::nil())]);
         assert_eq!(t.column_index("signalid"), Some(0));

@@ -1,0 +1,158 @@
+//! What a publisher offers: its metadata DataSet, the derived ActiveMeasurements table that
+//! subscription filters run against (wire.md §7), and the signal registry that gives every
+//! published signal a dense global index for the data plane's routing tables.
+
+use crate::filter::{self, EvalContext, FilterError};
+use crate::gzip;
+use crate::metadata::{self, DataSet, DataTable};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use uuid::Uuid;
+
+/// One signal of the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalInfo {
+    /// The signal's GUID.
+    pub signal_id: Uuid,
+    /// Measurement-key source (`ID` column before the last `:`), e.g. `PPA`.
+    pub source: String,
+    /// Measurement-key number (`ID` column after the last `:`).
+    pub key_id: u64,
+    /// Point tag.
+    pub point_tag: String,
+}
+
+/// The publisher's metadata and signal registry. Immutable once built; a metadata change builds
+/// a new catalog.
+#[derive(Debug)]
+pub struct Catalog {
+    node_id: Uuid,
+    metadata: DataSet,
+    active: DataTable,
+    signals: Vec<SignalInfo>,
+    by_guid: HashMap<Uuid, u32>,
+    xml: OnceLock<(String, Vec<u8>)>,
+}
+
+impl Catalog {
+    /// Builds the catalog: ActiveMeasurements from `metadata`, and one registry entry per
+    /// ActiveMeasurements row, in row order.
+    pub fn new(node_id: Uuid, metadata: DataSet) -> Self {
+        let active = metadata::active::active_measurements(&metadata, node_id);
+        let sid = active.column_index("SignalID");
+        let key = active.column_index("ID");
+        let tag = active.column_index("PointTag");
+        let mut signals = Vec::with_capacity(active.len());
+        let mut by_guid = HashMap::with_capacity(active.len());
+        for row in 0..active.len() {
+            let Some(signal_id) = sid.and_then(|c| active.value(row, c).as_guid()) else {
+                continue;
+            };
+            let id = key
+                .and_then(|c| active.value(row, c).as_str())
+                .unwrap_or_default();
+            let (source, key_id) = split_measurement_key(id);
+            let point_tag = tag
+                .and_then(|c| active.value(row, c).as_str())
+                .unwrap_or_default()
+                .to_owned();
+            if by_guid.contains_key(&signal_id) {
+                continue;
+            }
+            by_guid.insert(signal_id, signals.len() as u32);
+            signals.push(SignalInfo {
+                signal_id,
+                source,
+                key_id,
+                point_tag,
+            });
+        }
+        Self {
+            node_id,
+            metadata,
+            active,
+            signals,
+            by_guid,
+            xml: OnceLock::new(),
+        }
+    }
+
+    /// The publisher's node ID.
+    pub fn node_id(&self) -> Uuid {
+        self.node_id
+    }
+
+    /// The metadata DataSet.
+    pub fn metadata(&self) -> &DataSet {
+        &self.metadata
+    }
+
+    /// The ActiveMeasurements table.
+    pub fn active_measurements(&self) -> &DataTable {
+        &self.active
+    }
+
+    /// Every registered signal; the position is the global signal index.
+    pub fn signals(&self) -> &[SignalInfo] {
+        &self.signals
+    }
+
+    /// Global index of a signal.
+    pub fn signal_index(&self, signal_id: &Uuid) -> Option<u32> {
+        self.by_guid.get(signal_id).copied()
+    }
+
+    /// A signal by global index.
+    pub fn signal(&self, index: u32) -> Option<&SignalInfo> {
+        self.signals.get(index as usize)
+    }
+
+    /// Global indices of the signals a subscription filter selects, in filter-result order
+    /// without duplicates (runtime IDs are assigned in this order, as cppapi does).
+    pub fn select_signals(&self, filter_text: &str, ctx: &EvalContext) -> Result<Vec<u32>, FilterError> {
+        if filter_text.trim().is_empty() {
+            // cppapi: an empty filter matches nothing.
+            return Ok(Vec::new());
+        }
+        let expr = filter::parse(filter_text)?;
+        let rows = expr.select_table(&self.active, true, ctx)?;
+        let sid = self.active.column_index("SignalID");
+        let mut seen = std::collections::HashSet::with_capacity(rows.len());
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| sid.and_then(|c| self.active.value(row, c).as_guid()))
+            .filter_map(|g| self.signal_index(&g))
+            .filter(|i| seen.insert(*i))
+            .collect())
+    }
+
+    /// The whole metadata as XML, and gzipped; built once.
+    pub fn metadata_xml(&self) -> (&str, &[u8]) {
+        let (xml, gz) = self.xml.get_or_init(|| {
+            let xml = metadata::xml::write_xml(&self.metadata);
+            let gz = gzip::compress(xml.as_bytes());
+            (xml, gz)
+        });
+        (xml, gz)
+    }
+}
+
+/// Splits a measurement key `SOURCE:NUMBER` at the last `:` (wire.md §5).
+pub fn split_measurement_key(id: &str) -> (String, u64) {
+    match id.rsplit_once(':') {
+        Some((source, n)) => (source.to_owned(), n.trim().parse().unwrap_or(0)),
+        None => (id.to_owned(), 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn measurement_keys_split_at_last_colon() {
+        assert_eq!(split_measurement_key("PPA:15"), ("PPA".into(), 15));
+        assert_eq!(split_measurement_key("A:B:7"), ("A:B".into(), 7));
+        assert_eq!(split_measurement_key("NOKEY"), ("NOKEY".into(), 0));
+    }
+}

@@ -1,0 +1,445 @@
+//! Subscriber side of one command-channel session (wire.md §1–§6).
+//!
+//! Call order: [`SubscriberSession::start`] right after the connection is up, then
+//! [`SubscriberSession::handle_frame`] for every frame body from the publisher; drain
+//! [`SubscriberSession::poll_output`] after each call. Commands are sent through
+//! [`SubscriberOutput::Send`] in the order they must hit the wire.
+//!
+//! Data packets are decoded against the signal index cache slot their CacheIndex bit names
+//! (wire.md §5); each slot owns its own TSSC decoder, so a packet can never be decoded against
+//! the wrong cache, and a new cache means a fresh decoder expecting sequence 0.
+
+use crate::command::Command;
+use crate::connstr::SubscriptionSettings;
+use crate::encoding::StringEncoding;
+use crate::metadata::{xml, DataSet};
+use crate::opmodes::OperationalModes;
+use crate::response::{code as rsp, decode_message, decode_responses};
+use crate::sic::SignalIndexCache;
+use crate::{command::code as cmd, gzip};
+use std::collections::VecDeque;
+use sttp_wire::compact::{self, BaseTimes, CompactOptions};
+use sttp_wire::packet::DataPacketHeader;
+use sttp_wire::tssc::{self, PacketOutcome};
+use sttp_wire::Measurement;
+use uuid::Uuid;
+
+/// Largest metadata document accepted after inflation.
+pub const MAX_METADATA_BYTES: usize = 256 * 1024 * 1024;
+/// Largest signal index cache accepted after inflation.
+pub const MAX_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// How the subscriber session behaves.
+#[derive(Debug, Clone)]
+pub struct SubscriberSessionConfig {
+    /// Protocol version to announce (1–3; 2 is what every stock subscriber sends).
+    pub version: u8,
+    /// String encoding to announce.
+    pub encoding: StringEncoding,
+    /// Ask for TSSC (`false` = compact format).
+    pub tssc: bool,
+    /// Ask for gzip metadata.
+    pub compress_metadata: bool,
+    /// Ask for a gzip signal index cache.
+    pub compress_signal_index_cache: bool,
+    /// Request metadata on connect.
+    pub auto_request_metadata: bool,
+    /// Subscribe once metadata arrived (or at once without metadata).
+    pub auto_subscribe: bool,
+    /// MetadataRefresh filters (empty = everything).
+    pub metadata_filters: String,
+    /// The subscription to make.
+    pub settings: SubscriptionSettings,
+}
+
+impl Default for SubscriberSessionConfig {
+    fn default() -> Self {
+        Self {
+            version: 2,
+            encoding: StringEncoding::Utf8,
+            tssc: true,
+            compress_metadata: true,
+            compress_signal_index_cache: true,
+            auto_request_metadata: true,
+            auto_subscribe: true,
+            metadata_filters: String::new(),
+            settings: SubscriptionSettings::default(),
+        }
+    }
+}
+
+impl SubscriberSessionConfig {
+    /// The operational modes word this configuration announces (wire.md §2).
+    pub fn operational_modes(&self) -> OperationalModes {
+        let mut m = OperationalModes::subscriber(self.version, self.tssc, self.encoding).0;
+        if !self.compress_metadata {
+            m &= !0x8000_0000;
+        }
+        if !self.compress_signal_index_cache {
+            m &= !0x4000_0000;
+        }
+        OperationalModes(m)
+    }
+}
+
+/// A measurement resolved to its signal ID.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReceivedMeasurement {
+    /// Signal GUID from the signal index cache.
+    pub signal_id: Uuid,
+    /// Raw ticks.
+    pub timestamp: i64,
+    /// Value.
+    pub value: f32,
+    /// Full state flags.
+    pub flags: u32,
+}
+
+/// What the application hears about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SubscriberEvent {
+    /// Succeeded for a command (metadata has its own event).
+    Succeeded { command: u8, message: String },
+    /// Failed for a command.
+    Failed { command: u8, message: String },
+    /// Metadata arrived and parsed.
+    Metadata(Box<DataSet>),
+    /// Metadata arrived but could not be used.
+    MetadataError(String),
+    /// A new signal index cache is in force for `cache_index`.
+    SubscriptionUpdated { cache_index: u8, signals: usize },
+    /// Decoded measurements of one data packet.
+    Measurements(Vec<ReceivedMeasurement>),
+    /// DataStartTime (0x86).
+    DataStartTime(i64),
+    /// ProcessingComplete (0x87).
+    ProcessingComplete(String),
+    /// ConfigurationChanged (0x8A).
+    ConfigurationChanged,
+    /// Notify (0x89) text.
+    Notification(String),
+    /// UserResponse (0xE0–0xEF).
+    UserResponse { code: u8, command: u8, data: Vec<u8> },
+    /// A publisher byte sequence that could not be used; the session goes on.
+    ProtocolWarning(String),
+}
+
+/// Subscriber output.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SubscriberOutput {
+    /// Write these command-frame bytes.
+    Send(Vec<u8>),
+    /// Tell the application.
+    Event(SubscriberEvent),
+}
+
+/// One signal index cache slot and its TSSC decoder.
+#[derive(Debug)]
+struct CacheSlot {
+    cache: SignalIndexCache,
+    tssc: tssc::PacketDecoder,
+}
+
+/// Counters kept by the session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SubscriberStats {
+    /// Measurements delivered.
+    pub measurements: u64,
+    /// Data packets decoded.
+    pub packets: u64,
+    /// Data packets dropped (unknown cache slot, TSSC out of sequence, decode error).
+    pub dropped_packets: u64,
+    /// Measurements whose runtime ID was not in the cache.
+    pub unknown_ids: u64,
+}
+
+/// Subscriber side of one session.
+#[derive(Debug)]
+pub struct SubscriberSession {
+    config: SubscriberSessionConfig,
+    modes: OperationalModes,
+    slots: [Option<CacheSlot>; 2],
+    base_times: Option<BaseTimes>,
+    subscribed: bool,
+    stats: SubscriberStats,
+    scratch: Vec<Measurement>,
+    out: VecDeque<SubscriberOutput>,
+}
+
+impl SubscriberSession {
+    /// A session that has not sent anything yet.
+    pub fn new(config: SubscriberSessionConfig) -> Self {
+        Self {
+            modes: config.operational_modes(),
+            config,
+            slots: [None, None],
+            base_times: None,
+            subscribed: false,
+            stats: SubscriberStats::default(),
+            scratch: Vec::new(),
+            out: VecDeque::new(),
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> SubscriberStats {
+        self.stats
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SubscriberSessionConfig {
+        &self.config
+    }
+
+    /// Next output, if any.
+    pub fn poll_output(&mut self) -> Option<SubscriberOutput> {
+        self.out.pop_front()
+    }
+
+    /// Sends DefineOperationalModes, then MetadataRefresh and/or Subscribe as configured. Like
+    /// the stock subscribers it does not wait for the answer to 0x06 (gsfapi never sends one).
+    pub fn start(&mut self) {
+        self.send(&Command::DefineOperationalModes(self.modes));
+        if self.config.auto_request_metadata {
+            let filters = self.config.metadata_filters.clone();
+            self.request_metadata(&filters);
+        } else if self.config.auto_subscribe {
+            self.subscribe();
+        }
+    }
+
+    /// Sends MetadataRefresh.
+    pub fn request_metadata(&mut self, filters: &str) {
+        let filters = (!filters.is_empty()).then(|| filters.to_owned());
+        self.send(&Command::MetadataRefresh { filters });
+    }
+
+    /// Sends Subscribe with the configured settings.
+    pub fn subscribe(&mut self) {
+        let connection_string = self.config.settings.to_connection_string();
+        self.subscribed = true;
+        self.send(&Command::Subscribe {
+            flags: 0x02,
+            connection_string,
+        });
+    }
+
+    /// Replaces the settings and subscribes again (the publisher sends a new cache).
+    pub fn resubscribe(&mut self, settings: SubscriptionSettings) {
+        self.config.settings = settings;
+        self.subscribe();
+    }
+
+    /// Sends Unsubscribe.
+    pub fn unsubscribe(&mut self) {
+        self.subscribed = false;
+        self.send(&Command::Unsubscribe);
+    }
+
+    /// Sends a user command (0xD0–0xDF).
+    pub fn send_user_command(&mut self, code: u8, data: Vec<u8>) {
+        self.send(&Command::User { code, data });
+    }
+
+    fn send(&mut self, c: &Command) {
+        let mut frame = Vec::new();
+        c.encode(self.config.encoding, &mut frame);
+        self.out.push_back(SubscriberOutput::Send(frame));
+    }
+
+    fn event(&mut self, e: SubscriberEvent) {
+        self.out.push_back(SubscriberOutput::Event(e));
+    }
+
+    fn warn(&mut self, message: String) {
+        self.event(SubscriberEvent::ProtocolWarning(message));
+    }
+
+    /// Handles one frame body from the publisher (which may hold several responses, gsfapi).
+    pub fn handle_frame(&mut self, body: &[u8]) {
+        match decode_responses(body) {
+            Ok(responses) => {
+                for r in responses {
+                    self.handle_response(r.code, r.command, r.payload);
+                }
+            }
+            Err(e) => self.warn(format!("malformed response frame: {}", e.failed_message())),
+        }
+    }
+
+    /// Handles one DataPacket body received on a UDP data channel (no frame prefix).
+    pub fn handle_datagram(&mut self, datagram: &[u8]) {
+        self.handle_frame(datagram);
+    }
+
+    fn handle_response(&mut self, code: u8, command: u8, payload: &[u8]) {
+        match code {
+            rsp::DATA_PACKET => self.data_packet(payload),
+            rsp::SUCCEEDED if command == cmd::METADATA_REFRESH => self.metadata(payload),
+            rsp::SUCCEEDED => {
+                let message = decode_message(payload, self.config.encoding);
+                self.event(SubscriberEvent::Succeeded { command, message });
+            }
+            rsp::FAILED => {
+                let message = decode_message(payload, self.config.encoding);
+                self.event(SubscriberEvent::Failed { command, message });
+            }
+            rsp::UPDATE_SIGNAL_INDEX_CACHE => self.signal_index_cache(payload),
+            rsp::UPDATE_BASE_TIMES => match BaseTimes::decode(payload) {
+                Ok(b) => self.base_times = Some(b),
+                Err(e) => self.warn(format!("bad UpdateBaseTimes: {e}")),
+            },
+            rsp::DATA_START_TIME => match payload.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+                Some(b) => self.event(SubscriberEvent::DataStartTime(i64::from_be_bytes(b))),
+                None => self.warn("bad DataStartTime: payload shorter than 8 bytes".into()),
+            },
+            rsp::PROCESSING_COMPLETE => {
+                let text = decode_message(payload, self.config.encoding);
+                self.event(SubscriberEvent::ProcessingComplete(text));
+            }
+            rsp::NOTIFY => {
+                // i32 hash + message; confirm with the same 4 bytes (wire.md §9).
+                match payload.get(..4) {
+                    Some(hash) => {
+                        let hash = i32::from_be_bytes([hash[0], hash[1], hash[2], hash[3]]);
+                        let text = decode_message(payload.get(4..).unwrap_or_default(), self.config.encoding);
+                        self.send(&Command::ConfirmNotification(hash));
+                        self.event(SubscriberEvent::Notification(text));
+                    }
+                    None => self.warn("bad Notify: payload shorter than 4 bytes".into()),
+                }
+            }
+            rsp::CONFIGURATION_CHANGED => self.event(SubscriberEvent::ConfigurationChanged),
+            rsp::NO_OP => {}
+            0xE0..=0xEF => self.event(SubscriberEvent::UserResponse {
+                code,
+                command,
+                data: payload.to_vec(),
+            }),
+            rsp::UPDATE_CIPHER_KEYS | rsp::BUFFER_BLOCK => {
+                self.warn(format!("response 0x{code:02X} is not supported by this subscriber; ignored"))
+            }
+            other => self.warn(format!("unknown response code 0x{other:02X} ignored")),
+        }
+    }
+
+    fn metadata(&mut self, payload: &[u8]) {
+        let xml_bytes = if gzip::is_gzip(payload) {
+            match gzip::decompress(payload, MAX_METADATA_BYTES) {
+                Ok(b) => b,
+                Err(e) => return self.event(SubscriberEvent::MetadataError(e.to_string())),
+            }
+        } else {
+            payload.to_vec()
+        };
+        let parsed = if xml_bytes.is_empty() {
+            Ok(DataSet::default())
+        } else {
+            xml::parse_xml(&xml_bytes)
+        };
+        match parsed {
+            Ok(set) => self.event(SubscriberEvent::Metadata(Box::new(set))),
+            Err(e) => self.event(SubscriberEvent::MetadataError(e.to_string())),
+        }
+        if self.config.auto_subscribe && !self.subscribed {
+            self.subscribe();
+        }
+    }
+
+    fn signal_index_cache(&mut self, payload: &[u8]) {
+        let version = self.modes.version();
+        match SignalIndexCache::decode_payload(
+            payload,
+            version,
+            self.modes.compress_signal_index_cache(),
+            self.config.encoding,
+        ) {
+            Ok((index, cache)) => {
+                // pyapi writes 0xFF for an uncompressed cache it never patched (wire.md §5);
+                // anything but 1 is slot 0.
+                let index = u8::from(index == 1);
+                let signals = cache.entries.len();
+                if let Some(slot) = self.slots.get_mut(usize::from(index)) {
+                    *slot = Some(CacheSlot {
+                        cache,
+                        tssc: tssc::PacketDecoder::new(),
+                    });
+                }
+                if version > 1 {
+                    self.send(&Command::ConfirmUpdateSignalIndexCache);
+                }
+                self.event(SubscriberEvent::SubscriptionUpdated {
+                    cache_index: index,
+                    signals,
+                });
+            }
+            Err(e) => self.warn(format!("bad signal index cache: {}", e.failed_message())),
+        }
+    }
+
+    fn data_packet(&mut self, payload: &[u8]) {
+        let (header, body) = match DataPacketHeader::decode(payload) {
+            Ok(x) => x,
+            Err(e) => {
+                self.stats.dropped_packets += 1;
+                return self.warn(format!("bad data packet: {e}"));
+            }
+        };
+        if header.flags & sttp_wire::packet::flags::CIPHER_INDEX != 0 {
+            self.stats.dropped_packets += 1;
+            return self.warn("encrypted data packet received but no cipher keys are in use".into());
+        }
+        let slot_index = if self.modes.version() > 1 { header.cache_index() } else { 0 };
+        let Some(slot) = self.slots.get_mut(slot_index).and_then(Option::as_mut) else {
+            self.stats.dropped_packets += 1;
+            return self.warn(format!("data packet for empty signal index cache slot {slot_index} dropped"));
+        };
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let result = if header.is_tssc() {
+            slot.tssc.decode(body, &mut scratch).map(|outcome| match outcome {
+                PacketOutcome::Decoded => None,
+                PacketOutcome::OutOfSequence { expected, got } => Some(format!(
+                    "TSSC packet out of sequence (expected {expected}, got {got}); waiting for a reset"
+                )),
+            })
+        } else {
+            let opts = CompactOptions {
+                include_time: self.config.settings.include_time,
+                millisecond_resolution: self.config.settings.use_millisecond_resolution,
+            };
+            let count = usize::try_from(header.count).unwrap_or(0);
+            compact::decode(body, count, opts, self.base_times.as_ref(), &mut scratch).map(|()| None)
+        };
+        let mut delivered = Vec::with_capacity(scratch.len());
+        let mut unknown = 0u64;
+        for m in &scratch {
+            match slot.cache.signal_id(m.runtime_id) {
+                Some(signal_id) => delivered.push(ReceivedMeasurement {
+                    signal_id,
+                    timestamp: m.timestamp,
+                    value: m.value,
+                    flags: m.flags,
+                }),
+                None => unknown += 1,
+            }
+        }
+        self.scratch = scratch;
+        self.stats.unknown_ids += unknown;
+        match result {
+            Ok(None) => self.stats.packets += 1,
+            Ok(Some(w)) => {
+                self.stats.dropped_packets += 1;
+                self.warn(w);
+            }
+            Err(e) => {
+                self.stats.dropped_packets += 1;
+                self.warn(format!("undecodable data packet: {e}"));
+            }
+        }
+        if !delivered.is_empty() {
+            self.stats.measurements += delivered.len() as u64;
+            self.event(SubscriberEvent::Measurements(delivered));
+        }
+    }
+}

@@ -1,1 +1,0 @@
-//! TSSC (wire.md §4.2). Implemented in a follow-up step.

@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Reference Python STTP subscriber (sttpapi 0.7.6) as a test harness.
+
+Connects to a publisher, lets autorequestmetadata/autosubscribe run, and records every received
+measurement as one JSON line in --out:
+
+    {"signal": "<guid>", "ticks": <int>, "value_bits": "<f32 big-endian hex>", "value": <float|null>, "flags": <int>}
+
+stdout protocol (everything else goes to stderr):
+    READY                      once the first signal index cache arrived (subscription updated)
+    {"received": n, ...}       final summary line, after --duration seconds (or --expect points)
+
+Exit status: 0 after the run (check the summary), 1 if the connection failed, 3 on the hard deadline.
+"""
+
+import argparse
+import json
+import math
+import os
+import signal
+import struct
+import sys
+import threading
+import time
+import uuid
+
+from sttp.config import Config
+from sttp.settings import Settings
+from sttp.subscriber import Subscriber
+
+GRACE_SECS = 20  # connect + dispose allowance beyond --duration before the hard deadline fires
+
+
+def log(msg):
+    print(f"[sub_peer] {msg}", file=sys.stderr, flush=True)
+
+
+def emit(line):
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def record_line(m):
+    value = float(m.value)
+    bits = struct.pack(">f", value).hex()  # the wire value is f32, Python widened it exactly
+    shown = value if math.isfinite(value) else None  # strict JSON has no NaN/inf; value_bits is exact
+    return json.dumps({"signal": str(m.signalid), "ticks": int(m.timestamp),
+                       "value_bits": bits, "value": shown, "flags": int(m.flags)})
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--compact", action="store_true", help="compact format (compress_payloaddata=False)")
+    ap.add_argument("--udp", type=int, default=0, metavar="PORT", help="UDP data channel port (Settings.udpport)")
+    ap.add_argument("--filter", default="FILTER ActiveMeasurements WHERE True")
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds to record after start")
+    ap.add_argument("--expect", type=int, default=0, help="stop early once this many points arrived")
+    ap.add_argument("--out", required=True, help="JSON lines file of received measurements")
+    args = ap.parse_args()
+
+    def on_deadline(_signum, _frame):
+        log("hard deadline reached, exiting")
+        os._exit(3)
+
+    signal.signal(signal.SIGALRM, on_deadline)
+    signal.alarm(int(math.ceil(args.duration)) + GRACE_SECS)
+
+    lock = threading.Lock()
+    out = open(args.out, "w", encoding="utf-8")
+    state = {"received": 0, "signals": set(), "ready": False, "closed": False}
+    done = threading.Event()
+
+    def on_measurements(measurements):
+        lines = [record_line(m) for m in measurements]
+        with lock:
+            if state["closed"]:
+                return
+            if lines:
+                out.write("\n".join(lines) + "\n")
+            state["received"] += len(measurements)
+            state["signals"].update(str(m.signalid) for m in measurements)
+            if args.expect and state["received"] >= args.expect:
+                done.set()
+
+    def on_subscription_updated(cache):
+        with lock:
+            first = not state["ready"]
+            state["ready"] = True
+        log(f"subscription updated: {int(cache.count)} signals in the signal index cache")
+        if first:
+            emit("READY")
+
+    sub = Subscriber()
+    sub.statusmessage_logger = log
+    sub.errormessage_logger = lambda msg: log(f"ERROR: {msg}")
+    sub.newmeasurements_receiver = on_measurements
+    sub.subscriptionupdated_receiver = on_subscription_updated
+    sub.subscribe(args.filter, Settings(udpport=args.udp))
+
+    start = time.monotonic()
+    config = Config(compress_payloaddata=not args.compact, maxretries=20, retryinterval=0.25,
+                    maxretryinterval=1.0)
+    err = sub.connect(f"{args.host}:{args.port}", config)
+    rc = 0
+    if err is not None:
+        log(f"connect failed: {err}")
+        rc = 1
+    else:
+        done.wait(max(0.0, args.duration - (time.monotonic() - start)))
+
+    with lock:
+        out.flush()
+        cache = sub.metadatacache
+        known = cache.signalid_measurement_map if cache is not None else {}
+        unresolved = sorted(s for s in state["signals"] if uuid.UUID(s) not in known)
+        summary = {
+            "received": state["received"],
+            "signals": len(state["signals"]),
+            "metadata_signals": len(cache.measurement_records) if cache is not None else 0,
+            "unresolved": unresolved,
+            "subscribed": state["ready"],
+        }
+        state["closed"] = True
+    emit(json.dumps(summary))
+
+    # sttpapi's dispose sometimes hangs (peers.md): give it a few seconds, then leave regardless.
+    closer = threading.Thread(target=sub.dispose, daemon=True)
+    closer.start()
+    closer.join(5.0)
+    if closer.is_alive():
+        log("dispose hung; exiting anyway")
+    out.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)  # never leave sttpapi's worker threads behind
+
+
+if __name__ == "__main__":
+    main()
