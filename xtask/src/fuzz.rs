@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 /// libFuzzer flags every run uses: no input may take > 1 s, no run may exceed 2 GiB (T11).
 const LIBFUZZER_FLAGS: &[&str] = &["-timeout=1", "-rss_limit_mb=2048", "-print_final_stats=1"];
+/// The cargo-fuzz crate, relative to the repository root (commands run from the root).
+const FUZZ_DIR: &str = "tests/fuzz";
 /// Extra time allowed beyond `-max_total_time` before a run counts as hung and is killed.
 const HANG_MARGIN: Duration = Duration::from_secs(180);
 
@@ -53,10 +55,11 @@ struct FuzzResult {
     new_units: Option<u64>,
     took: Duration,
     detail: Vec<String>,
+    artifact: Option<String>,
 }
 
 pub fn fuzz(root: &Path, opts: &FuzzOpts) -> Result<()> {
-    let fuzz_dir = root.join("tests").join("fuzz");
+    let fuzz_dir = root.join(FUZZ_DIR);
     let available = discover(&fuzz_dir)?;
     let selected: Vec<String> = if opts.targets.is_empty() {
         available.clone()
@@ -188,6 +191,8 @@ fn cargo_fuzz(toolchain: &str) -> Command {
     cmd.arg(format!("+{toolchain}")).arg("fuzz");
     // `cargo xtask` runs under the stable toolchain's environment; don't leak it into nightly.
     cmd.env_remove("RUSTUP_TOOLCHAIN").env_remove("CARGO");
+    // Keep panic backtraces of the target, drop cargo-fuzz's own anyhow backtrace from the log.
+    cmd.env("RUST_LIB_BACKTRACE", "0");
     cmd
 }
 
@@ -290,6 +295,13 @@ fn fuzz_one_inner(
             r.status = "CRASHED".into();
             let mut detail = vec![format!("`{shown}` exited with {status}")];
             detail.append(&mut r.detail);
+            if let Some(artifact) = &r.artifact {
+                let artifact = rel(root, Path::new(artifact));
+                detail.push(format!(
+                    "reproduce: cargo +{} fuzz run --fuzz-dir {FUZZ_DIR} {target} {artifact}",
+                    opts.toolchain
+                ));
+            }
             detail.push(format!("log: {}", rel(root, &log_path)));
             r.detail = detail;
         }
@@ -304,7 +316,7 @@ fn fuzz_one_inner(
         }
     }
     if !r.ok {
-        let tail: Vec<&str> = text.lines().rev().take(25).collect();
+        let tail: Vec<&str> = text.lines().rev().take(20).collect();
         r.detail.push("last lines of the log:".into());
         r.detail
             .extend(tail.into_iter().rev().map(|l| format!("  | {l}")));

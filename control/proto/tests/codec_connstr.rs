@@ -64,7 +64,8 @@ fn optional_tails_round_trip() {
         use_millisecond_resolution: true,
         ..SubscriptionSettings::default()
     };
-    s.extra.insert("sttpExt", "priority={x=3;y=1};reliability=1");
+    s.extra
+        .insert("sttpExt", "priority={x=3;y=1};reliability=1");
     s.extra.insert("bufferBlockRetransmissionTimeout", "5.0");
     let text = s.to_connection_string();
     assert!(text.contains(";dataChannel={localport=9600};startTimeConstraint=*-5m;"));

@@ -168,7 +168,7 @@ fn every_type_table() -> DataTable {
     ]);
     t.push_row(vec![Value::Null; types.len()]);
     t.push_row(vec![
-        Value::String(String::new()),
+        Value::String(std::string::String::new()),
         Value::Boolean(false),
         Value::DateTime(0),
         Value::Single(f32::NEG_INFINITY),

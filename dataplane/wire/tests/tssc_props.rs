@@ -268,7 +268,7 @@ fn sequence_wraps_to_one_and_gaps_wait_for_reset() {
     // A gap: later packets are dropped until a reset arrives.
     let mut enc = PacketEncoder::new();
     let mut dec = PacketDecoder::new();
-    let mut mk = |enc: &mut PacketEncoder, v: f32| {
+    let mk = |enc: &mut PacketEncoder, v: f32| {
         let mut p = Vec::new();
         enc.begin(&mut p, 0, 200);
         let m = Measurement {

@@ -1,6 +1,6 @@
 //! The TSSC reference vectors of wire.md §4.2: one encoder session, three successive blocks,
-#![allow(clippy::unwrap_used, reason = "test helpers")]
 //! byte for byte, and the decoder reading them back.
+#![allow(clippy::unwrap_used, reason = "test helpers")]
 
 use sttp_wire::tssc::{Decoder, Encoder};
 use sttp_wire::Measurement;
