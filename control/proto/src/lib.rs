@@ -15,6 +15,7 @@
     )
 )]
 
+pub mod catalog;
 pub mod command;
 pub mod connstr;
 pub mod encoding;
@@ -26,6 +27,7 @@ pub mod metadata;
 pub mod opmodes;
 pub mod payloads;
 pub mod response;
+pub mod session;
 pub mod sic;
 
 pub use sttp_wire as wire;

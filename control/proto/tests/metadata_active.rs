@@ -419,3 +419,97 @@ fn filter_internal_drops_null_rows_and_reads_integers() {
     filter_internal(&mut b, false, true);
     assert_eq!(b.tables[0].rows(), &[vec![Value::Int32(0)]]);
 }
+
+mod metadata_filters {
+    use super::*;
+    use sttp_proto::filter::EvalContext;
+    use sttp_proto::metadata::active::apply_metadata_filters;
+
+    const CTX: EvalContext = EvalContext {
+        now_ticks: 638_000_000_000_000_000,
+    };
+
+    #[test]
+    fn empty_filter_returns_everything() {
+        let set = sample();
+        assert_eq!(apply_metadata_filters(&set, "", &CTX).unwrap(), set);
+        assert_eq!(apply_metadata_filters(&set, "  ", &CTX).unwrap(), set);
+        assert_eq!(
+            apply_metadata_filters(&set, "/* nothing */ ;", &CTX).unwrap(),
+            set
+        );
+    }
+
+    #[test]
+    fn each_filter_trims_its_table_only() {
+        let set = sample();
+        let out = apply_metadata_filters(
+            &set,
+            "FILTER MeasurementDetail WHERE SignalAcronym LIKE '%PH%' ORDER BY PointTag DESC; \
+             FILTER devicedetail WHERE FramesPerSecond >= 60",
+            &CTX,
+        )
+        .unwrap();
+        assert_eq!(
+            internal_ids(&out),
+            ["SRC:5", "SRC:4", "SRC:3", "SRC:2"].map(s).to_vec()
+        );
+        assert_eq!(
+            col(out.table("DeviceDetail").unwrap(), "Acronym"),
+            [s("GW"), s("ST")]
+        );
+        // Unfiltered tables come back whole; the input is untouched.
+        assert_eq!(out.table("PhasorDetail"), set.table("PhasorDetail"));
+        assert_eq!(out.table("SchemaVersion"), set.table("SchemaVersion"));
+        assert_eq!(set, sample());
+    }
+
+    #[test]
+    fn top_missing_tables_and_identifier_statements() {
+        let set = sample();
+        let out = apply_metadata_filters(
+            &set,
+            "FILTER TOP 2 MeasurementDetail WHERE Internal; FILTER NoSuchTable WHERE True; SRC:1",
+            &CTX,
+        )
+        .unwrap();
+        assert_eq!(internal_ids(&out), ["SRC:1", "SRC:2"].map(s).to_vec());
+        assert_eq!(out.tables.len(), set.tables.len());
+    }
+
+    #[test]
+    fn errors_are_reported() {
+        let set = sample();
+        assert!(apply_metadata_filters(&set, "FILTER MeasurementDetail WHERE", &CTX).is_err());
+        assert!(
+            apply_metadata_filters(&set, "FILTER MeasurementDetail WHERE PointTag", &CTX).is_err()
+        );
+    }
+}
+
+#[test]
+fn common_subscriber_filters_select_from_active_measurements() {
+    use sttp_proto::filter::{parse, EvalContext};
+    let am = active_measurements(&sample(), NODE);
+    let ctx = EvalContext { now_ticks: 0 };
+    let sel = |f: &str| parse(f).unwrap().select_table(&am, true, &ctx).unwrap();
+    assert_eq!(
+        sel("FILTER ActiveMeasurements WHERE True"),
+        (0..8).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        sel("FILTER TOP 20 ActiveMeasurements WHERE SignalType='FREQ'"),
+        [0]
+    );
+    assert_eq!(
+        sel("FILTER ActiveMeasurements WHERE SignalType IN ('IPHA','VPHA') AND Phase='+' ORDER BY PhasorID"),
+        [2]
+    );
+    assert_eq!(sel("SRC:1;SRC:2"), [0, 1]);
+    assert_eq!(sel("00000000-0000-0000-0000-000000000004"), [3]);
+    assert_eq!(
+        sel("FILTER ActiveMeasurements WHERE ProtocolType = 'Measurement'"),
+        [4, 5]
+    );
+    assert_eq!(sel("FILTER ActiveMeasurements WHERE Internal = 0"), [2, 7]);
+}

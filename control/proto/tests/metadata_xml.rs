@@ -380,7 +380,8 @@ fn arbitrary_prefixes_are_resolved_by_uri_and_bom_is_skipped() {
 
 #[test]
 fn utf16_documents_are_decoded() {
-    let xml = write_xml(&sample().build());
+    // gsfapi's writer would declare the encoding it used.
+    let xml = write_xml(&sample().build()).replacen("utf-8", "utf-16", 1);
     let mut le = vec![0xFF, 0xFE];
     le.extend(xml.encode_utf16().flat_map(u16::to_le_bytes));
     let mut be = vec![0xFE, 0xFF];

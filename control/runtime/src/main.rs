@@ -328,7 +328,7 @@ impl Output {
 
     fn status(&mut self, force: bool) {
         let elapsed = self.window_start.elapsed();
-        if !force && elapsed < Duration::from_secs(1) {
+        if (!force && elapsed < Duration::from_secs(1)) || (force && self.window_points == 0) {
             return;
         }
         if self.format == Format::Status {

@@ -155,6 +155,10 @@ fn bind_inner(e: &Expr, table: &DataTable, count: &mut usize) -> Result<Node, Fi
                 }
                 _ => None,
             };
+            if matches!(func, Func::RegExMatch | Func::RegExVal) && regex.is_none() {
+                // A pattern computed per row is compiled per row: weigh it in the work budget.
+                *count += 1000;
+            }
             Node::Call { func: *func, args, pos: e.pos, regex }
         }
     })

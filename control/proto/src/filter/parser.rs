@@ -331,74 +331,53 @@ impl Parser {
         Ok(list)
     }
 
-    fn binary_level(
-        &mut self,
-        next: fn(&mut Self) -> Result<Expr, FilterError>,
-        ops: &[(&str, BinOp)],
-        xor_kw: bool,
-    ) -> Result<Expr, FilterError> {
+    /// The binary operator at the cursor and its precedence (5 = `* / %` … 1 = equality).
+    fn peek_binop(&self) -> Option<(BinOp, u8)> {
+        let op = match self.peek() {
+            Tok::Punct(p) => match *p {
+                "*" => (BinOp::Mul, 5),
+                "/" => (BinOp::Div, 5),
+                "%" => (BinOp::Mod, 5),
+                "+" => (BinOp::Add, 4),
+                "-" => (BinOp::Sub, 4),
+                "<<" => (BinOp::Shl, 3),
+                ">>" => (BinOp::Shr, 3),
+                "&" => (BinOp::BitAnd, 3),
+                "|" => (BinOp::BitOr, 3),
+                "^" => (BinOp::BitXor, 3),
+                "<" => (BinOp::Lt, 2),
+                "<=" => (BinOp::Le, 2),
+                ">" => (BinOp::Gt, 2),
+                ">=" => (BinOp::Ge, 2),
+                "=" | "==" => (BinOp::Eq, 1),
+                "===" => (BinOp::EqExact, 1),
+                "!=" | "<>" => (BinOp::Ne, 1),
+                "!==" => (BinOp::NeExact, 1),
+                _ => return None,
+            },
+            Tok::Word(w) if w.eq_ignore_ascii_case("XOR") => (BinOp::BitXor, 3),
+            _ => return None,
+        };
+        Some(op)
+    }
+
+    /// Precedence climbing over the value-level binary operators (all left-associative).
+    fn binop(&mut self, min: u8) -> Result<Expr, FilterError> {
         let pos = self.pos();
-        let mut left = next(self)?;
-        loop {
-            let op = if xor_kw && self.is_kw("XOR") {
-                Some(BinOp::BitXor)
-            } else {
-                ops.iter().find(|(p, _)| self.is_punct(p)).map(|(_, op)| *op)
-            };
-            let Some(op) = op else { return Ok(left) };
+        let mut left = self.unary()?;
+        while let Some((op, prec)) = self.peek_binop() {
+            if prec < min {
+                break;
+            }
             self.bump();
-            let right = next(self)?;
+            let right = self.binop(prec + 1)?;
             left = self.node(ExprKind::Binary(op, Box::new(left), Box::new(right)), pos)?;
         }
+        Ok(left)
     }
 
     fn equality(&mut self) -> Result<Expr, FilterError> {
-        self.binary_level(
-            Self::comparison,
-            &[
-                ("=", BinOp::Eq),
-                ("==", BinOp::Eq),
-                ("===", BinOp::EqExact),
-                ("!=", BinOp::Ne),
-                ("<>", BinOp::Ne),
-                ("!==", BinOp::NeExact),
-            ],
-            false,
-        )
-    }
-
-    fn comparison(&mut self) -> Result<Expr, FilterError> {
-        self.binary_level(
-            Self::bitwise,
-            &[("<", BinOp::Lt), ("<=", BinOp::Le), (">", BinOp::Gt), (">=", BinOp::Ge)],
-            false,
-        )
-    }
-
-    fn bitwise(&mut self) -> Result<Expr, FilterError> {
-        self.binary_level(
-            Self::additive,
-            &[
-                ("<<", BinOp::Shl),
-                (">>", BinOp::Shr),
-                ("&", BinOp::BitAnd),
-                ("|", BinOp::BitOr),
-                ("^", BinOp::BitXor),
-            ],
-            true,
-        )
-    }
-
-    fn additive(&mut self) -> Result<Expr, FilterError> {
-        self.binary_level(Self::multiplicative, &[("+", BinOp::Add), ("-", BinOp::Sub)], false)
-    }
-
-    fn multiplicative(&mut self) -> Result<Expr, FilterError> {
-        self.binary_level(
-            Self::unary,
-            &[("*", BinOp::Mul), ("/", BinOp::Div), ("%", BinOp::Mod)],
-            false,
-        )
+        self.binop(1)
     }
 
     fn unary(&mut self) -> Result<Expr, FilterError> {

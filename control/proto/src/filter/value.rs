@@ -110,21 +110,6 @@ impl<'a> Val<'a> {
         }
     }
 
-    /// Detaches from borrowed data.
-    pub fn into_owned(self) -> Val<'static> {
-        match self {
-            Val::Str(s) => Val::Str(Cow::Owned(s.into_owned())),
-            Val::Null(t) => Val::Null(t),
-            Val::Bool(b) => Val::Bool(b),
-            Val::I32(v) => Val::I32(v),
-            Val::I64(v) => Val::I64(v),
-            Val::Dec(v) => Val::Dec(v),
-            Val::Dbl(v) => Val::Dbl(v),
-            Val::Guid(g) => Val::Guid(g),
-            Val::Dt(t) => Val::Dt(t),
-        }
-    }
-
     /// Boolean view; NULL counts as false (reference `ValueAsBoolean` on a null).
     pub fn truthy(&self) -> bool {
         matches!(self, Val::Bool(true))

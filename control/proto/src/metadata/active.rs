@@ -4,6 +4,7 @@
 
 use super::dataset::{DataSet, DataTable, Value};
 use super::schema;
+use crate::filter::{self, EvalContext, FilterError};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -264,4 +265,33 @@ pub fn filter_internal(set: &mut DataSet, internal: bool, external: bool) {
             .collect();
         table.retain_rows(&keep);
     }
+}
+
+/// Applies MetadataRefresh filters (wire.md §7, end) to a copy of `set`: each
+/// `FILTER <Table> WHERE … [ORDER BY …]` statement trims (and orders) that table; tables no
+/// FILTER statement names are returned whole, and so is everything for an empty filter string.
+///
+/// Statements that have no table of their own (identifier statements, bare expressions) target
+/// the primary table `ActiveMeasurements` of a subscription, which is not part of the metadata, so
+/// they select nothing here; a FILTER naming a table the dataset lacks is ignored, since a
+/// subscriber may ask a publisher for tables it does not have. Parse and evaluation errors are
+/// returned for the publisher's `Failed(MetadataRefresh)` reply.
+pub fn apply_metadata_filters(
+    set: &DataSet,
+    filters: &str,
+    ctx: &EvalContext,
+) -> Result<DataSet, FilterError> {
+    let mut out = set.clone();
+    if filters.trim().is_empty() {
+        return Ok(out);
+    }
+    let expr = filter::parse(filters)?;
+    for name in expr.tables() {
+        let Some(table) = out.table_mut(&name) else {
+            continue;
+        };
+        let rows = expr.select_table(table, false, ctx)?;
+        table.retain_rows(&rows);
+    }
+    Ok(out)
 }

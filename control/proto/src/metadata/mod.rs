@@ -7,7 +7,7 @@ pub mod dataset;
 pub mod schema;
 pub mod xml;
 
-pub use active::{active_measurements, filter_internal};
+pub use active::{active_measurements, apply_metadata_filters, filter_internal};
 pub use builder::{DeviceRecord, MeasurementRecord, MetadataBuilder, PhasorRecord};
 pub use dataset::{Column, DataSet, DataTable, DataType, Value};
 pub use xml::{parse_xml, write_xml, MetadataError, ParseLimits};

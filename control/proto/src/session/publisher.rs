@@ -347,11 +347,7 @@ impl PublisherSession {
         }
         Ok(Pending {
             routes,
-            cache: SignalIndexCache {
-                subscriber_id: self.config.subscriber_id,
-                entries,
-                unauthorized: Vec::new(),
-            },
+            cache: SignalIndexCache::new(self.config.subscriber_id, entries, Vec::new()),
             settings: Box::new(settings),
         })
     }
