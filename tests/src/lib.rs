@@ -61,7 +61,7 @@ pub fn value_of(i: usize, f: u64) -> f32 {
 /// A publisher on an ephemeral loopback port with `signals` test signals, and a stream that
 /// publishes frames at `rate` until stopped, remembering what it sent.
 pub struct TestPublisher {
-    pub publisher: Publisher,
+    publisher: Option<Publisher>,
     pub signals: Vec<Uuid>,
     stop: Arc<AtomicBool>,
     frames: Arc<AtomicU64>,
@@ -83,7 +83,7 @@ impl TestPublisher {
             .expect("publisher starts");
         let signals = fleet.signals().iter().map(|s| s.signal_id).collect();
         Self {
-            publisher,
+            publisher: Some(publisher),
             signals,
             stop: Arc::new(AtomicBool::new(false)),
             frames: Arc::new(AtomicU64::new(0)),
@@ -93,9 +93,9 @@ impl TestPublisher {
 
     /// Publishes frame after frame, `period` apart, starting at frame `first`.
     pub fn stream(&mut self, period: Duration, first: u64) {
-        let catalog = self.publisher.catalog();
+        let catalog = self.publisher().catalog();
         let indices: Vec<u32> = self.signals.iter().map(|g| catalog.signal_index(g).unwrap()).collect();
-        let source = self.publisher.source();
+        let source = self.publisher().source();
         let stop = self.stop.clone();
         let frames = self.frames.clone();
         frames.store(first, Ordering::SeqCst);
@@ -128,6 +128,19 @@ impl TestPublisher {
         }
         self.stop.store(false, Ordering::SeqCst);
         self.frames.load(Ordering::SeqCst)
+    }
+
+    /// The running publisher.
+    pub fn publisher(&self) -> &Publisher {
+        self.publisher.as_ref().expect("publisher running")
+    }
+
+    /// Stops the stream and the publisher (its port is free again afterwards).
+    pub async fn shutdown(mut self) {
+        self.stop_stream();
+        if let Some(p) = self.publisher.take() {
+            p.shutdown().await;
+        }
     }
 
     /// The number of the next frame the stream will publish.

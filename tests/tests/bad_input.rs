@@ -104,7 +104,7 @@ async fn attack(addr: std::net::SocketAddr, i: u64) -> (usize, bool) {
 async fn garbage_from_100_connections_does_not_disturb_a_good_subscriber() {
     let mut tp = TestPublisher::start(30).await;
     tp.stream(Duration::from_millis(5), 0);
-    let addr = tp.publisher.local_addr();
+    let addr = tp.publisher().local_addr();
     let mut c = SubscriberConfig::new(addr.to_string());
     c.session.settings = SubscriptionSettings { filter_expression: "FILTER ActiveMeasurements WHERE True".into(), ..SubscriptionSettings::default() };
     c.reconnect.enabled = false;
@@ -148,7 +148,7 @@ async fn garbage_from_100_connections_does_not_disturb_a_good_subscriber() {
     // Failed responses (bytes back).
     assert!(closed >= 40, "only {closed} garbage connections were closed");
     assert!(answered >= 50, "only {answered} garbage connections got a response");
-    let stats = tp.publisher.stats();
+    let stats = tp.publisher().stats();
     assert!(stats.protocol_closes.load(std::sync::atomic::Ordering::Relaxed) >= 30);
     // The publisher is still healthy: a fresh subscriber works.
     let mut c2 = SubscriberConfig::new(addr.to_string());

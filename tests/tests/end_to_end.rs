@@ -14,7 +14,7 @@ const SIGNALS: usize = 45;
 const PERIOD: Duration = Duration::from_millis(5);
 
 fn config(tp: &TestPublisher, tssc: bool, version: u8, encoding: StringEncoding, filter: &str) -> SubscriberConfig {
-    let mut c = SubscriberConfig::new(tp.publisher.local_addr().to_string());
+    let mut c = SubscriberConfig::new(tp.publisher().local_addr().to_string());
     c.session.tssc = tssc;
     c.session.version = version;
     c.session.encoding = encoding;
@@ -164,13 +164,12 @@ async fn unsubscribe_stops_the_data() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriber_reconnects_and_resubscribes_after_publisher_restart() {
     let mut tp = TestPublisher::start(SIGNALS).await;
-    let addr = tp.publisher.local_addr();
+    let addr = tp.publisher().local_addr();
     tp.stream(PERIOD, 0);
     let mut sub = Subscriber::start(config(&tp, true, 2, StringEncoding::Utf8, "FILTER ActiveMeasurements WHERE True"));
     receive_window(&tp, &mut sub, 5).await;
     let next = tp.stop_stream();
-    let TestPublisher { publisher, .. } = tp;
-    publisher.shutdown().await;
+    tp.shutdown().await;
     let lost = async {
         loop {
             if let Some(ClientEvent::Disconnected { reason }) = sub.next_event().await {

@@ -108,7 +108,7 @@ async fn python_subscriber_receives_every_point(compact: bool) {
         "--host".into(),
         "127.0.0.1".into(),
         "--port".into(),
-        tp.publisher.local_addr().port().to_string(),
+        tp.publisher().local_addr().port().to_string(),
         "--duration".into(),
         "6".into(),
         "--out".into(),

@@ -108,6 +108,14 @@ impl Parser {
         }
     }
 
+    #[cold]
+    #[inline(never)]
+    fn expected<T>(&self, what: &str) -> Result<T, FilterError> {
+        Err(FilterError::new(self.pos(), format!("expected {what}, found {}", self.describe())))
+    }
+
+    #[cold]
+    #[inline(never)]
     fn err<T>(&self, msg: impl Into<String>) -> Result<T, FilterError> {
         Err(FilterError::new(self.pos(), msg))
     }
@@ -143,7 +151,7 @@ impl Parser {
             }
             out.push(self.statement()?);
             if !matches!(self.peek(), Tok::Eof) && !self.is_punct(";") {
-                return self.err(format!("expected ';' or end of expression, found {}", self.describe()));
+                return self.expected("';' or end of expression");
             }
         }
     }
@@ -183,7 +191,7 @@ impl Parser {
             };
             let pos = self.pos();
             let Tok::Integer(text) = self.peek().clone() else {
-                return self.err(format!("expected integer after TOP, found {}", self.describe()));
+                return self.expected("integer after TOP");
             };
             self.bump();
             let n = parse_int_text(&text)
@@ -195,17 +203,17 @@ impl Parser {
         let table = match self.peek().clone() {
             Tok::QuotedIdent(t) => t,
             Tok::Word(w) if !w.eq_ignore_ascii_case("WHERE") => w,
-            _ => return self.err(format!("expected table name after FILTER, found {}", self.describe())),
+            _ => return self.expected("table name after FILTER"),
         };
         self.bump();
         if !self.eat_kw("WHERE") {
-            return self.err(format!("expected WHERE after table name, found {}", self.describe()));
+            return self.expected("WHERE after table name");
         }
         let where_ = self.expression()?;
         let mut order_by = Vec::new();
         if self.eat_kw("ORDER") {
             if !self.eat_kw("BY") {
-                return self.err(format!("expected BY after ORDER, found {}", self.describe()));
+                return self.expected("BY after ORDER");
             }
             loop {
                 let exact = self.eat_kw("BINARY") || self.eat_punct("===");
@@ -213,7 +221,7 @@ impl Parser {
                 let column = match self.peek().clone() {
                     Tok::QuotedIdent(c) => c,
                     Tok::Word(w) if !is_keyword(&w) => w,
-                    _ => return self.err(format!("expected column name in ORDER BY, found {}", self.describe())),
+                    _ => return self.expected("column name in ORDER BY"),
                 };
                 self.bump();
                 let descending = if self.eat_kw("DESC") {
@@ -282,44 +290,55 @@ impl Parser {
     fn predicate(&mut self) -> Result<Expr, FilterError> {
         let pos = self.pos();
         let mut left = self.equality()?;
-        loop {
-            if self.is_kw("IS") {
-                self.bump();
-                let negated = self.eat_kw("NOT") || self.eat_punct("!");
-                if !self.eat_kw("NULL") {
-                    return self.err(format!("expected NULL after IS, found {}", self.describe()));
-                }
-                left = self.node(ExprKind::IsNull { arg: Box::new(left), negated }, pos)?;
-                continue;
+        while self.is_kw("IS") || self.is_kw("IN") || self.is_kw("LIKE") || self.is_kw("NOT") || self.is_punct("!") {
+            match self.predicate_suffix(left, pos)? {
+                (e, true) => left = e,
+                (e, false) => return Ok(e),
             }
-            let negated = (self.is_kw("NOT") || self.is_punct("!"))
-                && (self.is_kw_at(1, "IN") || self.is_kw_at(1, "LIKE"));
-            if negated {
-                self.bump();
+        }
+        Ok(left)
+    }
+
+    /// One `IS [NOT] NULL`, `[NOT] IN (…)` or `[NOT] LIKE …` suffix; `false` when none applies.
+    #[inline(never)]
+    fn predicate_suffix(&mut self, left: Expr, pos: usize) -> Result<(Expr, bool), FilterError> {
+        if self.is_kw("IS") {
+            self.bump();
+            let negated = self.eat_kw("NOT") || self.eat_punct("!");
+            if !self.eat_kw("NULL") {
+                return self.expected("NULL after IS");
             }
-            if self.eat_kw("IN") {
-                let exact = self.exact_modifier();
-                if !self.eat_punct("(") {
-                    return self.err(format!("expected '(' after IN, found {}", self.describe()));
-                }
-                self.enter()?;
-                let list = self.expression_list();
-                self.leave();
-                let list = list?;
-                if !self.eat_punct(")") {
-                    return self.err(format!("expected ')' to close IN list, found {}", self.describe()));
-                }
-                left = self.node(ExprKind::In { arg: Box::new(left), list, negated, exact }, pos)?;
-            } else if self.eat_kw("LIKE") {
-                let exact = self.exact_modifier();
-                let pattern = self.equality()?;
-                left = self.node(
-                    ExprKind::Like { arg: Box::new(left), pattern: Box::new(pattern), negated, exact },
-                    pos,
-                )?;
-            } else {
-                return Ok(left);
+            return Ok((self.node(ExprKind::IsNull { arg: Box::new(left), negated }, pos)?, true));
+        }
+        let negated = (self.is_kw("NOT") || self.is_punct("!")) && (self.is_kw_at(1, "IN") || self.is_kw_at(1, "LIKE"));
+        if negated {
+            self.bump();
+        }
+        if self.eat_kw("IN") {
+            let exact = self.exact_modifier();
+            if !self.eat_punct("(") {
+                return self.expected("'(' after IN");
             }
+            self.enter()?;
+            let list = self.expression_list();
+            self.leave();
+            let list = list?;
+            if !self.eat_punct(")") {
+                return self.expected("')' to close IN list");
+            }
+            Ok((self.node(ExprKind::In { arg: Box::new(left), list, negated, exact }, pos)?, true))
+        } else if self.eat_kw("LIKE") {
+            let exact = self.exact_modifier();
+            self.enter()?;
+            let pattern = self.equality();
+            self.leave();
+            let pattern = pattern?;
+            Ok((
+                self.node(ExprKind::Like { arg: Box::new(left), pattern: Box::new(pattern), negated, exact }, pos)?,
+                true,
+            ))
+        } else {
+            Ok((left, false))
         }
     }
 
@@ -400,6 +419,19 @@ impl Parser {
     }
 
     fn primary(&mut self) -> Result<Expr, FilterError> {
+        if self.eat_punct("(") {
+            let inner = self.expression()?;
+            if !self.eat_punct(")") {
+                return self.expected("')'");
+            }
+            return Ok(inner);
+        }
+        self.leaf()
+    }
+
+    /// Literals, columns and function calls.
+    #[inline(never)]
+    fn leaf(&mut self) -> Result<Expr, FilterError> {
         let pos = self.pos();
         let tok = self.peek().clone();
         let lit = |l: Lit| ExprKind::Literal(l);
@@ -434,44 +466,9 @@ impl Parser {
                 self.bump();
                 ExprKind::Column(name)
             }
-            Tok::Punct("(") => {
-                self.bump();
-                let inner = self.expression()?;
-                if !self.eat_punct(")") {
-                    return self.err(format!("expected ')', found {}", self.describe()));
-                }
-                return Ok(inner);
-            }
             Tok::Word(w) => {
                 if let Some(func) = Func::from_name(&w).filter(|_| matches!(self.peek_at(1), Tok::Punct("("))) {
-                    self.bump();
-                    self.bump();
-                    let args = if self.is_punct(")") {
-                        Vec::new()
-                    } else {
-                        self.enter()?;
-                        let a = self.expression_list();
-                        self.leave();
-                        a?
-                    };
-                    if !self.eat_punct(")") {
-                        return self.err(format!("expected ')' to close {} arguments, found {}", func.name(), self.describe()));
-                    }
-                    let (min, max) = func.arity();
-                    if args.len() < min || args.len() > max {
-                        let expected = if min == max {
-                            format!("{min} argument{}", if min == 1 { "" } else { "s" })
-                        } else if max == usize::MAX {
-                            format!("at least {min} arguments")
-                        } else {
-                            format!("{min} or {max} arguments")
-                        };
-                        return Err(FilterError::new(
-                            pos,
-                            format!("function \"{}\" expects {expected}, received {}", func.name(), args.len()),
-                        ));
-                    }
-                    ExprKind::Call(func, args)
+                    return self.call(func, pos);
                 } else if w.eq_ignore_ascii_case("TRUE") || w.eq_ignore_ascii_case("FALSE") {
                     self.bump();
                     lit(Lit::Bool(w.eq_ignore_ascii_case("TRUE")))
@@ -491,10 +488,49 @@ impl Parser {
                     self.describe()
                 ));
             }
-            _ => return self.err(format!("expected a value, found {}", self.describe())),
+            _ => return self.expected("a value"),
         };
         self.node(kind, pos)
     }
+}
+
+impl Parser {
+    /// `Name '(' [expression (',' expression)*] ')'`; the cursor is on the name.
+    #[inline(never)]
+    fn call(&mut self, func: Func, pos: usize) -> Result<Expr, FilterError> {
+        self.bump();
+        self.bump();
+        let args = if self.is_punct(")") {
+            Vec::new()
+        } else {
+            self.enter()?;
+            let a = self.expression_list();
+            self.leave();
+            a?
+        };
+        if !self.eat_punct(")") {
+            return self.expected("')' to close the function arguments");
+        }
+        let (min, max) = func.arity();
+        if args.len() < min || args.len() > max {
+            return Err(arity_error(func, args.len(), pos));
+        }
+        self.node(ExprKind::Call(func, args), pos)
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn arity_error(func: Func, got: usize, pos: usize) -> FilterError {
+    let (min, max) = func.arity();
+    let expected = if min == max {
+        format!("{min} argument{}", if min == 1 { "" } else { "s" })
+    } else if max == usize::MAX {
+        format!("at least {min} arguments")
+    } else {
+        format!("{min} or {max} arguments")
+    };
+    FilterError::new(pos, format!("function \"{}\" expects {expected}, received {got}", func.name()))
 }
 
 /// Parses decimal or `0x` hexadecimal integer text.
