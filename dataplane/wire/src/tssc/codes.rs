@@ -34,24 +34,15 @@ pub(crate) const VALUE_XOR4: u8 = 24;
 /// followed by `(k-1)/2` whole bytes of `x >> 4`; even classes are `k/2` whole bytes of `x`. All
 /// bytes are little-endian and go to the byte position, not the bit stream. PointIDs have no
 /// 28-bit class: anything above 24 bits uses class 8.
-#[inline]
+#[inline(always)]
 pub(crate) const fn xor_class(x: u32, allow_28: bool) -> u8 {
-    if x <= 0xF {
-        1
-    } else if x <= 0xFF {
-        2
-    } else if x <= 0xFFF {
-        3
-    } else if x <= 0xFFFF {
-        4
-    } else if x <= 0xF_FFFF {
-        5
-    } else if x <= 0xFF_FFFF {
-        6
-    } else if allow_28 && x <= 0xFFF_FFFF {
-        7
-    } else {
+    // Nibbles needed, at least one: a branch-free form of the reference's size ladder.
+    let nibbles = (35 - x.leading_zeros()) / 4;
+    let class = if nibbles == 0 { 1 } else { nibbles as u8 };
+    if class == 7 && !allow_28 {
         8
+    } else {
+        class
     }
 }
 
@@ -72,5 +63,35 @@ pub(crate) const fn point_id_class(code: u8) -> u8 {
         8
     } else {
         code
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size ladder of wire.md §4.2, written out as the reference does.
+    fn ladder(x: u32, allow_28: bool) -> u8 {
+        match x {
+            0..=0xF => 1,
+            0x10..=0xFF => 2,
+            0x100..=0xFFF => 3,
+            0x1000..=0xFFFF => 4,
+            0x1_0000..=0xF_FFFF => 5,
+            0x10_0000..=0xFF_FFFF => 6,
+            0x100_0000..=0xFFF_FFFF if allow_28 => 7,
+            _ => 8,
+        }
+    }
+
+    #[test]
+    fn class_matches_the_ladder_at_every_boundary() {
+        for shift in 0..32 {
+            for x in [(1u32 << shift) - 1, 1 << shift, (1u32 << shift) + 1, u32::MAX >> shift] {
+                for allow in [false, true] {
+                    assert_eq!(xor_class(x, allow), ladder(x, allow), "x={x:#x} allow_28={allow}");
+                }
+            }
+        }
     }
 }

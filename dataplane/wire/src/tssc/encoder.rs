@@ -58,9 +58,11 @@ fn write_xor(bits: &mut BitWriter, out: &mut Vec<u8>, x: u32, class: u8) {
     } else {
         (x, usize::from(class / 2))
     };
-    if n > 0 {
-        out.extend_from_slice(y.to_le_bytes().get(..n).unwrap_or_default());
-    }
+    // A fixed 4-byte append compiles to one store; trimming the unused bytes is a length
+    // update. Cheaper than a variable-length copy.
+    let len = out.len();
+    out.extend_from_slice(&y.to_le_bytes());
+    out.truncate(len + n);
 }
 
 impl Encoder {
