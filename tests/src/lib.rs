@@ -2,6 +2,8 @@
 //! published, and access to the Python reference peer.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod fuzz_bodies;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -38,9 +40,15 @@ pub fn python() -> Option<PathBuf> {
         return Some(candidate);
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("the Python peer is required in CI but {} does not exist (run `cargo xtask test`)", candidate.display());
+        panic!(
+            "the Python peer is required in CI but {} does not exist (run `cargo xtask test`)",
+            candidate.display()
+        );
     }
-    eprintln!("SKIPPED: no Python peer at {}; run `cargo xtask test` to install it", candidate.display());
+    eprintln!(
+        "SKIPPED: no Python peer at {}; run `cargo xtask test` to install it",
+        candidate.display()
+    );
     None
 }
 
@@ -76,11 +84,23 @@ impl TestPublisher {
 
     /// Starts the publisher on a given address.
     pub async fn start_on(addr: std::net::SocketAddr, signals: usize) -> Self {
-        let fleet = DemoFleet::new(&DemoConfig { signals, ..DemoConfig::default() });
-        let catalog = Catalog::new(Uuid::from_u128(0x5177_0000_0000_0000_0000_0000_0000_0001), fleet.metadata().clone());
-        let publisher = Publisher::start(PublisherConfig { listen: addr, ..PublisherConfig::default() }, catalog)
-            .await
-            .expect("publisher starts");
+        let fleet = DemoFleet::new(&DemoConfig {
+            signals,
+            ..DemoConfig::default()
+        });
+        let catalog = Catalog::new(
+            Uuid::from_u128(0x5177_0000_0000_0000_0000_0000_0000_0001),
+            fleet.metadata().clone(),
+        );
+        let publisher = Publisher::start(
+            PublisherConfig {
+                listen: addr,
+                ..PublisherConfig::default()
+            },
+            catalog,
+        )
+        .await
+        .expect("publisher starts");
         let signals = fleet.signals().iter().map(|s| s.signal_id).collect();
         Self {
             publisher: Some(publisher),
@@ -94,7 +114,11 @@ impl TestPublisher {
     /// Publishes frame after frame, `period` apart, starting at frame `first`.
     pub fn stream(&mut self, period: Duration, first: u64) {
         let catalog = self.publisher().catalog();
-        let indices: Vec<u32> = self.signals.iter().map(|g| catalog.signal_index(g).unwrap()).collect();
+        let indices: Vec<u32> = self
+            .signals
+            .iter()
+            .map(|g| catalog.signal_index(g).unwrap())
+            .collect();
         let source = self.publisher().source();
         let stop = self.stop.clone();
         let frames = self.frames.clone();
@@ -171,8 +195,18 @@ impl Drop for TestPublisher {
 /// Checks received points against the test stream: every point of every frame from the first
 /// received frame up to `end_frame` (exclusive) arrived exactly once with identical signal,
 /// timestamp, value bits and flags, and nothing else arrived. Returns the number of frames checked.
-pub fn check_window(tp: &TestPublisher, received: &[Expected], end_frame: u64, allowed_signals: Option<&[usize]>) -> Result<u64, String> {
-    let positions: HashMap<Uuid, usize> = tp.signals.iter().enumerate().map(|(i, g)| (*g, i)).collect();
+pub fn check_window(
+    tp: &TestPublisher,
+    received: &[Expected],
+    end_frame: u64,
+    allowed_signals: Option<&[usize]>,
+) -> Result<u64, String> {
+    let positions: HashMap<Uuid, usize> = tp
+        .signals
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (*g, i))
+        .collect();
     let wanted: Vec<usize> = match allowed_signals {
         Some(a) => a.to_vec(),
         None => (0..tp.signals.len()).collect(),
@@ -180,13 +214,21 @@ pub fn check_window(tp: &TestPublisher, received: &[Expected], end_frame: u64, a
     let mut seen: HashMap<(usize, u64), u32> = HashMap::new();
     let mut first_frame = u64::MAX;
     for r in received {
-        let pos = *positions.get(&r.signal).ok_or_else(|| format!("unknown signal {} received", r.signal))?;
+        let pos = *positions
+            .get(&r.signal)
+            .ok_or_else(|| format!("unknown signal {} received", r.signal))?;
         if !wanted.contains(&pos) {
-            return Err(format!("signal {} (position {pos}) was not subscribed but arrived", r.signal));
+            return Err(format!(
+                "signal {} (position {pos}) was not subscribed but arrived",
+                r.signal
+            ));
         }
         let rel = r.ticks - T0;
         if rel < 0 || rel % FRAME_TICKS != 0 {
-            return Err(format!("timestamp {} is not on the test frame grid", r.ticks));
+            return Err(format!(
+                "timestamp {} is not on the test frame grid",
+                r.ticks
+            ));
         }
         let f = (rel / FRAME_TICKS) as u64;
         let e = tp.expected(pos, f);

@@ -2,6 +2,8 @@
 //! send garbage of every kind. Each gets a Failed response with its reason or a clean
 //! disconnect; the publisher never panics; the good subscriber sees no gap.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::Duration;
 use sttp_control::client::{ClientEvent, Subscriber, SubscriberConfig};
 use sttp_proto::command::Command;
@@ -33,7 +35,9 @@ fn cmd(c: &Command) -> Vec<u8> {
 
 /// The garbage connection number `i` sends.
 fn garbage(i: u64) -> Vec<u8> {
-    let modes = cmd(&Command::DefineOperationalModes(OperationalModes(0xE000_0262)));
+    let modes = cmd(&Command::DefineOperationalModes(OperationalModes(
+        0xE000_0262,
+    )));
     match i % 10 {
         // Pure noise.
         0 => noise(i, 4096),
@@ -42,7 +46,9 @@ fn garbage(i: u64) -> Vec<u8> {
         // A zero-length frame.
         2 => vec![0, 0, 0, 0, 0, 0, 0, 5, 6],
         // Unsupported protocol version.
-        3 => cmd(&Command::DefineOperationalModes(OperationalModes(0xE000_0209))),
+        3 => cmd(&Command::DefineOperationalModes(OperationalModes(
+            0xE000_0209,
+        ))),
         // Valid modes, then noise framed as commands.
         4 => {
             let mut b = modes;
@@ -56,20 +62,38 @@ fn garbage(i: u64) -> Vec<u8> {
         // Subscribe with a broken filter and a broken connection string.
         5 => {
             let mut b = modes;
-            b.extend(cmd(&Command::Subscribe { flags: 2, connection_string: "filterExpression={FILTER ActiveMeasurements WHERE ((((".into() }));
-            b.extend(cmd(&Command::Subscribe { flags: 2, connection_string: "includeTime=maybe;filterExpression={".into() }));
-            b.extend(cmd(&Command::MetadataRefresh { filters: Some("FILTER NoSuchTable WHERE 1 = 1".into()) }));
+            b.extend(cmd(&Command::Subscribe {
+                flags: 2,
+                connection_string: "filterExpression={FILTER ActiveMeasurements WHERE ((((".into(),
+            }));
+            b.extend(cmd(&Command::Subscribe {
+                flags: 2,
+                connection_string: "includeTime=maybe;filterExpression={".into(),
+            }));
+            b.extend(cmd(&Command::MetadataRefresh {
+                filters: Some("FILTER NoSuchTable WHERE 1 = 1".into()),
+            }));
             b
         }
         // Commands before operational modes.
-        6 => cmd(&Command::Subscribe { flags: 2, connection_string: "filterExpression={FILTER ActiveMeasurements WHERE True}".into() }),
+        6 => cmd(&Command::Subscribe {
+            flags: 2,
+            connection_string: "filterExpression={FILTER ActiveMeasurements WHERE True}".into(),
+        }),
         // A truncated frame, then the connection closes.
         7 => vec![0, 0, 0, 200, 1, 2, 3],
         // Deeply nested filter expression.
         8 => {
             let mut b = modes;
-            let deep = format!("filterExpression={{FILTER ActiveMeasurements WHERE {}1{}}}", "(".repeat(5000), ")".repeat(5000));
-            b.extend(cmd(&Command::Subscribe { flags: 2, connection_string: deep }));
+            let deep = format!(
+                "filterExpression={{FILTER ActiveMeasurements WHERE {}1{}}}",
+                "(".repeat(5000),
+                ")".repeat(5000)
+            );
+            b.extend(cmd(&Command::Subscribe {
+                flags: 2,
+                connection_string: deep,
+            }));
             b
         }
         // Unknown command codes and malformed fixed-size payloads.
@@ -86,7 +110,9 @@ fn garbage(i: u64) -> Vec<u8> {
 
 /// Sends `bytes`, reads whatever comes back for a while, returns (bytes read, closed by peer).
 async fn attack(addr: std::net::SocketAddr, i: u64) -> (usize, bool) {
-    let Ok(mut s) = TcpStream::connect(addr).await else { return (0, true) };
+    let Ok(mut s) = TcpStream::connect(addr).await else {
+        return (0, true);
+    };
     let _ = s.write_all(&garbage(i)).await;
     let mut buf = vec![0u8; 65536];
     let mut total = 0;
@@ -106,15 +132,26 @@ async fn garbage_from_100_connections_does_not_disturb_a_good_subscriber() {
     tp.stream(Duration::from_millis(5), 0);
     let addr = tp.publisher().local_addr();
     let mut c = SubscriberConfig::new(addr.to_string());
-    c.session.settings = SubscriptionSettings { filter_expression: "FILTER ActiveMeasurements WHERE True".into(), ..SubscriptionSettings::default() };
+    c.session.settings = SubscriptionSettings {
+        filter_expression: "FILTER ActiveMeasurements WHERE True".into(),
+        ..SubscriptionSettings::default()
+    };
     c.reconnect.enabled = false;
     let mut good = Subscriber::start(c);
     // Wait for data to flow before the attack starts.
     let mut received: Vec<Expected> = Vec::new();
     loop {
-        match tokio::time::timeout(Duration::from_secs(10), good.next_event()).await.expect("good subscriber receives") {
+        match tokio::time::timeout(Duration::from_secs(10), good.next_event())
+            .await
+            .expect("good subscriber receives")
+        {
             Some(ClientEvent::Measurements(b)) => {
-                received.extend(b.iter().map(|m| Expected { signal: m.signal_id, ticks: m.timestamp, value: m.value, flags: m.flags }));
+                received.extend(b.iter().map(|m| Expected {
+                    signal: m.signal_id,
+                    ticks: m.timestamp,
+                    value: m.value,
+                    flags: m.flags,
+                }));
                 break;
             }
             Some(_) => {}
@@ -126,8 +163,15 @@ async fn garbage_from_100_connections_does_not_disturb_a_good_subscriber() {
     let collect = async {
         loop {
             match good.next_event().await {
-                Some(ClientEvent::Measurements(b)) => received.extend(b.iter().map(|m| Expected { signal: m.signal_id, ticks: m.timestamp, value: m.value, flags: m.flags })),
-                Some(ClientEvent::Disconnected { reason }) => panic!("good subscriber disconnected: {reason}"),
+                Some(ClientEvent::Measurements(b)) => received.extend(b.iter().map(|m| Expected {
+                    signal: m.signal_id,
+                    ticks: m.timestamp,
+                    value: m.value,
+                    flags: m.flags,
+                })),
+                Some(ClientEvent::Disconnected { reason }) => {
+                    panic!("good subscriber disconnected: {reason}")
+                }
                 Some(_) => {}
                 None => panic!("good subscriber stopped"),
             }
@@ -141,18 +185,36 @@ async fn garbage_from_100_connections_does_not_disturb_a_good_subscriber() {
         closed += usize::from(was_closed);
         answered += usize::from(bytes > 0);
     }
-    let end = ((received.iter().map(|e| e.ticks).max().unwrap() - sttp_tests::T0) / sttp_tests::FRAME_TICKS) as u64;
+    let end = ((received.iter().map(|e| e.ticks).max().unwrap() - sttp_tests::T0)
+        / sttp_tests::FRAME_TICKS) as u64;
     let frames = check_window(&tp, &received, end, None).expect("no gap for the good subscriber");
-    assert!(frames > 500, "the stream kept flowing during the attack ({frames} frames)");
+    assert!(
+        frames > 500,
+        "the stream kept flowing during the attack ({frames} frames)"
+    );
     // Oversized, zero-length, bad-version, truncated frames are disconnected; the others got
     // Failed responses (bytes back).
-    assert!(closed >= 40, "only {closed} garbage connections were closed");
-    assert!(answered >= 50, "only {answered} garbage connections got a response");
+    assert!(
+        closed >= 40,
+        "only {closed} garbage connections were closed"
+    );
+    assert!(
+        answered >= 50,
+        "only {answered} garbage connections got a response"
+    );
     let stats = tp.publisher().stats();
-    assert!(stats.protocol_closes.load(std::sync::atomic::Ordering::Relaxed) >= 30);
+    assert!(
+        stats
+            .protocol_closes
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 30
+    );
     // The publisher is still healthy: a fresh subscriber works.
     let mut c2 = SubscriberConfig::new(addr.to_string());
-    c2.session.settings = SubscriptionSettings { filter_expression: "FILTER ActiveMeasurements WHERE True".into(), ..SubscriptionSettings::default() };
+    c2.session.settings = SubscriptionSettings {
+        filter_expression: "FILTER ActiveMeasurements WHERE True".into(),
+        ..SubscriptionSettings::default()
+    };
     let mut fresh = Subscriber::start(c2);
     let ok = tokio::time::timeout(Duration::from_secs(10), async {
         loop {

@@ -2,6 +2,8 @@
 //! UTF-8 and UTF-16LE, resubscribe with a changed filter, unsubscribe, reconnect after the
 //! publisher restarts, and data-loss detection.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::Duration;
 use sttp_control::client::{ClientEvent, Subscriber, SubscriberConfig};
 use sttp_proto::connstr::SubscriptionSettings;
@@ -13,7 +15,13 @@ use tokio::time::timeout;
 const SIGNALS: usize = 45;
 const PERIOD: Duration = Duration::from_millis(5);
 
-fn config(tp: &TestPublisher, tssc: bool, version: u8, encoding: StringEncoding, filter: &str) -> SubscriberConfig {
+fn config(
+    tp: &TestPublisher,
+    tssc: bool,
+    version: u8,
+    encoding: StringEncoding,
+    filter: &str,
+) -> SubscriberConfig {
     let mut c = SubscriberConfig::new(tp.publisher().local_addr().to_string());
     c.session.tssc = tssc;
     c.session.version = version;
@@ -27,10 +35,17 @@ fn config(tp: &TestPublisher, tssc: bool, version: u8, encoding: StringEncoding,
 }
 
 fn push(out: &mut Vec<Expected>, ev: &ClientEvent) -> Option<i64> {
-    let ClientEvent::Measurements(batch) = ev else { return None };
+    let ClientEvent::Measurements(batch) = ev else {
+        return None;
+    };
     let mut newest = None;
     for m in batch {
-        out.push(Expected { signal: m.signal_id, ticks: m.timestamp, value: m.value, flags: m.flags });
+        out.push(Expected {
+            signal: m.signal_id,
+            ticks: m.timestamp,
+            value: m.value,
+            flags: m.flags,
+        });
         newest = newest.max(Some(m.timestamp));
     }
     newest
@@ -38,7 +53,11 @@ fn push(out: &mut Vec<Expected>, ev: &ClientEvent) -> Option<i64> {
 
 /// Receives until a point of a frame past `current + frames` arrives; returns everything received
 /// and the end of the complete window.
-async fn receive_window(tp: &TestPublisher, sub: &mut Subscriber, frames: u64) -> (Vec<Expected>, u64) {
+async fn receive_window(
+    tp: &TestPublisher,
+    sub: &mut Subscriber,
+    frames: u64,
+) -> (Vec<Expected>, u64) {
     let mut got = Vec::new();
     let mut end = None;
     let run = async {
@@ -56,7 +75,9 @@ async fn receive_window(tp: &TestPublisher, sub: &mut Subscriber, frames: u64) -
             }
         }
     };
-    let end = timeout(Duration::from_secs(20), run).await.expect("window received in time");
+    let end = timeout(Duration::from_secs(20), run)
+        .await
+        .expect("window received in time");
     (got, end)
 }
 
@@ -68,9 +89,16 @@ async fn every_format_version_and_encoding_delivers_every_point() {
         for version in 1..=3u8 {
             for encoding in [StringEncoding::Utf8, StringEncoding::Utf16Le] {
                 let label = format!("tssc={tssc} v{version} {encoding:?}");
-                let mut sub = Subscriber::start(config(&tp, tssc, version, encoding, "FILTER ActiveMeasurements WHERE True"));
+                let mut sub = Subscriber::start(config(
+                    &tp,
+                    tssc,
+                    version,
+                    encoding,
+                    "FILTER ActiveMeasurements WHERE True",
+                ));
                 let (got, end) = receive_window(&tp, &mut sub, 20).await;
-                let frames = check_window(&tp, &got, end, None).unwrap_or_else(|e| panic!("{label}: {e}"));
+                let frames =
+                    check_window(&tp, &got, end, None).unwrap_or_else(|e| panic!("{label}: {e}"));
                 assert!(frames >= 20, "{label}: only {frames} frames checked");
                 sub.stop().await;
             }
@@ -83,8 +111,16 @@ async fn resubscribe_with_a_changed_filter_flips_the_cache_without_misdecoding()
     let mut tp = TestPublisher::start(SIGNALS).await;
     tp.stream(PERIOD, 0);
     let freq: Vec<usize> = (0..SIGNALS).filter(|p| p % 15 == 0).collect();
-    let vphm: Vec<usize> = (0..SIGNALS).filter(|p| matches!(p % 15, 2 | 4 | 6)).collect();
-    let mut sub = Subscriber::start(config(&tp, true, 2, StringEncoding::Utf8, "FILTER ActiveMeasurements WHERE SignalType = 'FREQ'"));
+    let vphm: Vec<usize> = (0..SIGNALS)
+        .filter(|p| matches!(p % 15, 2 | 4 | 6))
+        .collect();
+    let mut sub = Subscriber::start(config(
+        &tp,
+        true,
+        2,
+        StringEncoding::Utf8,
+        "FILTER ActiveMeasurements WHERE SignalType = 'FREQ'",
+    ));
     let (got, end) = receive_window(&tp, &mut sub, 10).await;
     check_window(&tp, &got, end, Some(&freq)).unwrap();
     sub.resubscribe(SubscriptionSettings {
@@ -98,22 +134,45 @@ async fn resubscribe_with_a_changed_filter_flips_the_cache_without_misdecoding()
     let collect = async {
         loop {
             let ev = sub.next_event().await.unwrap();
-            if let ClientEvent::SubscriptionUpdated { cache_index, signals } = ev {
+            if let ClientEvent::SubscriptionUpdated {
+                cache_index,
+                signals,
+            } = ev
+            {
                 caches.push((cache_index, signals));
             }
             push(&mut after, &ev);
-            let new_points = after.iter().filter(|e| tp.signals.iter().position(|g| *g == e.signal).is_some_and(|p| vphm.contains(&p))).count();
+            let new_points = after
+                .iter()
+                .filter(|e| {
+                    tp.signals
+                        .iter()
+                        .position(|g| *g == e.signal)
+                        .is_some_and(|p| vphm.contains(&p))
+                })
+                .count();
             if new_points >= vphm.len() * 30 {
                 break;
             }
         }
     };
-    timeout(Duration::from_secs(20), collect).await.expect("new subscription delivers");
-    assert_eq!(caches, vec![(1, vphm.len())], "the second cache goes to the other slot");
+    timeout(Duration::from_secs(20), collect)
+        .await
+        .expect("new subscription delivers");
+    assert_eq!(
+        caches,
+        vec![(1, vphm.len())],
+        "the second cache goes to the other slot"
+    );
     let new_only: Vec<Expected> = after
         .iter()
         .copied()
-        .filter(|e| tp.signals.iter().position(|g| *g == e.signal).is_some_and(|p| vphm.contains(&p)))
+        .filter(|e| {
+            tp.signals
+                .iter()
+                .position(|g| *g == e.signal)
+                .is_some_and(|p| vphm.contains(&p))
+        })
         .collect();
     let last = new_only.iter().map(|e| e.ticks).max().unwrap();
     let end = ((last - sttp_tests::T0) / sttp_tests::FRAME_TICKS) as u64;
@@ -122,11 +181,19 @@ async fn resubscribe_with_a_changed_filter_flips_the_cache_without_misdecoding()
     let mut all = freq.clone();
     all.extend(&vphm);
     for e in &after {
-        let pos = tp.signals.iter().position(|g| *g == e.signal).expect("known signal");
+        let pos = tp
+            .signals
+            .iter()
+            .position(|g| *g == e.signal)
+            .expect("known signal");
         assert!(all.contains(&pos));
         let f = ((e.ticks - sttp_tests::T0) / sttp_tests::FRAME_TICKS) as u64;
         let x = tp.expected(pos, f);
-        assert_eq!((x.value.to_bits(), x.flags), (e.value.to_bits(), e.flags), "point decoded against the wrong cache");
+        assert_eq!(
+            (x.value.to_bits(), x.flags),
+            (e.value.to_bits(), e.flags),
+            "point decoded against the wrong cache"
+        );
     }
     sub.stop().await;
 }
@@ -135,17 +202,28 @@ async fn resubscribe_with_a_changed_filter_flips_the_cache_without_misdecoding()
 async fn unsubscribe_stops_the_data() {
     let mut tp = TestPublisher::start(SIGNALS).await;
     tp.stream(PERIOD, 0);
-    let mut sub = Subscriber::start(config(&tp, true, 2, StringEncoding::Utf8, "FILTER ActiveMeasurements WHERE True"));
+    let mut sub = Subscriber::start(config(
+        &tp,
+        true,
+        2,
+        StringEncoding::Utf8,
+        "FILTER ActiveMeasurements WHERE True",
+    ));
     receive_window(&tp, &mut sub, 5).await;
     sub.unsubscribe();
     let acked = async {
         loop {
-            if let Some(ClientEvent::Session(SubscriberEvent::Succeeded { command: 0x03, .. })) = sub.next_event().await {
+            if let Some(ClientEvent::Session(SubscriberEvent::Succeeded {
+                command: 0x03, ..
+            })) = sub.next_event().await
+            {
                 return;
             }
         }
     };
-    timeout(Duration::from_secs(5), acked).await.expect("Unsubscribe answered");
+    timeout(Duration::from_secs(5), acked)
+        .await
+        .expect("Unsubscribe answered");
     // Let packets already in flight drain, then expect silence while the stream goes on.
     tokio::time::sleep(Duration::from_millis(300)).await;
     while let Ok(Some(_)) = timeout(Duration::from_millis(10), sub.next_event()).await {}
@@ -157,7 +235,10 @@ async fn unsubscribe_stops_the_data() {
         }
     })
     .await;
-    assert!(quiet.is_err(), "measurements arrived after unsubscribe: {quiet:?}");
+    assert!(
+        quiet.is_err(),
+        "measurements arrived after unsubscribe: {quiet:?}"
+    );
     sub.stop().await;
 }
 
@@ -166,7 +247,13 @@ async fn subscriber_reconnects_and_resubscribes_after_publisher_restart() {
     let mut tp = TestPublisher::start(SIGNALS).await;
     let addr = tp.publisher().local_addr();
     tp.stream(PERIOD, 0);
-    let mut sub = Subscriber::start(config(&tp, true, 2, StringEncoding::Utf8, "FILTER ActiveMeasurements WHERE True"));
+    let mut sub = Subscriber::start(config(
+        &tp,
+        true,
+        2,
+        StringEncoding::Utf8,
+        "FILTER ActiveMeasurements WHERE True",
+    ));
     receive_window(&tp, &mut sub, 5).await;
     let next = tp.stop_stream();
     tp.shutdown().await;
@@ -177,13 +264,18 @@ async fn subscriber_reconnects_and_resubscribes_after_publisher_restart() {
             }
         }
     };
-    let reason = timeout(Duration::from_secs(10), lost).await.expect("disconnect noticed");
+    let reason = timeout(Duration::from_secs(10), lost)
+        .await
+        .expect("disconnect noticed");
     assert!(!reason.is_empty());
     // Restart on the same port, continuing the stream's frame numbers.
     let mut tp = TestPublisher::start_on(addr, SIGNALS).await;
     tp.stream(PERIOD, next + 100);
     let (got, end) = receive_window(&tp, &mut sub, 10).await;
-    let after: Vec<Expected> = got.into_iter().filter(|e| e.ticks >= sttp_tests::T0 + (next as i64 + 100) * sttp_tests::FRAME_TICKS).collect();
+    let after: Vec<Expected> = got
+        .into_iter()
+        .filter(|e| e.ticks >= sttp_tests::T0 + (next as i64 + 100) * sttp_tests::FRAME_TICKS)
+        .collect();
     check_window(&tp, &after, end, None).unwrap();
     sub.stop().await;
 }
@@ -191,7 +283,13 @@ async fn subscriber_reconnects_and_resubscribes_after_publisher_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silence_while_subscribed_restarts_the_connection() {
     let tp = TestPublisher::start(SIGNALS).await;
-    let mut c = config(&tp, true, 2, StringEncoding::Utf8, "FILTER ActiveMeasurements WHERE True");
+    let mut c = config(
+        &tp,
+        true,
+        2,
+        StringEncoding::Utf8,
+        "FILTER ActiveMeasurements WHERE True",
+    );
     c.data_loss_timeout = Some(Duration::from_millis(800));
     let mut sub = Subscriber::start(c);
     let seen = async {
@@ -208,7 +306,9 @@ async fn silence_while_subscribed_restarts_the_connection() {
             }
         }
     };
-    let order = timeout(Duration::from_secs(10), seen).await.expect("data loss detected and reconnected");
+    let order = timeout(Duration::from_secs(10), seen)
+        .await
+        .expect("data loss detected and reconnected");
     assert_eq!(order, ["connected", "subscribed", "data-loss", "connected"]);
     sub.stop().await;
 }

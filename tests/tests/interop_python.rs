@@ -3,6 +3,8 @@
 //! TSSC/TCP, checking every point (signal ID, timestamp, f32 value bits, flags), not counts.
 //! Every Python process is bounded in time and killed at the end.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -103,7 +105,11 @@ async fn python_subscriber_receives_every_point(compact: bool) {
     let Some(py) = python() else { return };
     let mut tp = TestPublisher::start(SIGNALS).await;
     tp.stream(Duration::from_millis(10), 0);
-    let out = temp(if compact { "sub-compact.jsonl" } else { "sub-tssc.jsonl" });
+    let out = temp(if compact {
+        "sub-compact.jsonl"
+    } else {
+        "sub-tssc.jsonl"
+    });
     let mut args = vec![
         "--host".into(),
         "127.0.0.1".into(),
@@ -133,13 +139,28 @@ async fn python_subscriber_receives_every_point(compact: bool) {
         .find_map(|l| serde_json::from_str(l).ok())
         .expect("summary line");
     let received = read_points(&out);
-    let last = received.iter().map(|e| e.ticks).max().expect("points received");
+    let last = received
+        .iter()
+        .map(|e| e.ticks)
+        .max()
+        .expect("points received");
     let end = ((last - sttp_tests::T0) / sttp_tests::FRAME_TICKS) as u64;
-    let frames = check_window(&tp, &received, end, None).unwrap_or_else(|e| panic!("compact={compact}: {e}"));
+    let frames = check_window(&tp, &received, end, None)
+        .unwrap_or_else(|e| panic!("compact={compact}: {e}"));
     assert!(frames >= 100, "only {frames} frames checked");
-    assert!(summary["metadata_signals"].as_u64().unwrap() >= SIGNALS as u64, "{summary}");
-    assert_eq!(summary["unresolved"].as_array().map(Vec::len), Some(0), "{summary}");
-    eprintln!("python subscriber (compact={compact}): {} points over {frames} frames verified", received.len());
+    assert!(
+        summary["metadata_signals"].as_u64().unwrap() >= SIGNALS as u64,
+        "{summary}"
+    );
+    assert_eq!(
+        summary["unresolved"].as_array().map(Vec::len),
+        Some(0),
+        "{summary}"
+    );
+    eprintln!(
+        "python subscriber (compact={compact}): {} points over {frames} frames verified",
+        received.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,23 +176,46 @@ async fn python_subscriber_receives_every_point_over_compact() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_subscriber_receives_every_point_of_the_python_publisher() {
     let Some(py) = python() else { return };
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let out = temp("pub.jsonl");
     let meta = temp("pub-metadata.xml");
     let _ = std::fs::remove_file(&meta);
     let args: Vec<String> = [
-        "--port", &port.to_string(), "--signals", "20", "--frames", "300", "--rate", "100",
-        "--out", &out.display().to_string(), "--metadata", &meta.display().to_string(),
+        "--port",
+        &port.to_string(),
+        "--signals",
+        "20",
+        "--frames",
+        "300",
+        "--rate",
+        "100",
+        "--out",
+        &out.display().to_string(),
+        "--metadata",
+        &meta.display().to_string(),
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
     let peer = Peer::spawn(&py, "pub_peer.py", &args);
-    let info = peer.wait_for("signal list", Duration::from_secs(20), |l| l.starts_with('{'));
+    let info = peer.wait_for("signal list", Duration::from_secs(20), |l| {
+        l.starts_with('{')
+    });
     let info: serde_json::Value = serde_json::from_str(&info).unwrap();
-    let signals: Vec<Uuid> = info["signals"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().parse().unwrap()).collect();
+    let signals: Vec<Uuid> = info["signals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().parse().unwrap())
+        .collect();
     assert_eq!(signals.len(), 20);
-    peer.wait_for("LISTENING", Duration::from_secs(20), |l| l.trim() == "LISTENING");
+    peer.wait_for("LISTENING", Duration::from_secs(20), |l| {
+        l.trim() == "LISTENING"
+    });
     let mut config = SubscriberConfig::new(format!("127.0.0.1:{port}"));
     config.session.settings = SubscriptionSettings {
         filter_expression: "FILTER ActiveMeasurements WHERE True".into(),
@@ -215,7 +259,13 @@ async fn our_subscriber_receives_every_point_of_the_python_publisher() {
     let mut b: Vec<_> = received.iter().map(key).collect();
     a.sort();
     b.sort();
-    assert_eq!(a.len(), b.len(), "published {} points, received {}", a.len(), b.len());
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "published {} points, received {}",
+        a.len(),
+        b.len()
+    );
     assert!(a == b, "received points differ from published ones");
     assert!(received.iter().all(|e| signals.contains(&e.signal)));
 }

@@ -109,7 +109,11 @@ impl Catalog {
 
     /// Global indices of the signals a subscription filter selects, in filter-result order
     /// without duplicates (runtime IDs are assigned in this order, as cppapi does).
-    pub fn select_signals(&self, filter_text: &str, ctx: &EvalContext) -> Result<Vec<u32>, FilterError> {
+    pub fn select_signals(
+        &self,
+        filter_text: &str,
+        ctx: &EvalContext,
+    ) -> Result<Vec<u32>, FilterError> {
         if filter_text.trim().is_empty() {
             // cppapi: an empty filter matches nothing.
             return Ok(Vec::new());

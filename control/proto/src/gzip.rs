@@ -15,7 +15,10 @@ pub fn is_gzip(data: &[u8]) -> bool {
 
 /// Compresses `data` at the default level.
 pub fn compress(data: &[u8]) -> Vec<u8> {
-    let mut enc = GzEncoder::new(Vec::with_capacity(data.len() / 4 + 64), Compression::default());
+    let mut enc = GzEncoder::new(
+        Vec::with_capacity(data.len() / 4 + 64),
+        Compression::default(),
+    );
     // Writing into a Vec cannot fail.
     let _ = enc.write_all(data);
     enc.finish().unwrap_or_default()
@@ -55,6 +58,9 @@ mod tests {
         assert!(is_gzip(&z));
         assert_eq!(decompress(&z, 10_000).unwrap(), data);
         assert_eq!(decompress(&z, 9_999), Err(GunzipError::TooLarge(9_999)));
-        assert!(matches!(decompress(b"\x1f\x8bjunk", 100), Err(GunzipError::Invalid(_))));
+        assert!(matches!(
+            decompress(b"\x1f\x8bjunk", 100),
+            Err(GunzipError::Invalid(_))
+        ));
     }
 }

@@ -12,7 +12,9 @@ use std::time::Duration;
 use sttp_proto::connstr::SubscriptionSettings;
 use sttp_proto::framing::FrameDecoder;
 use sttp_proto::session::subscriber::{SubscriberOutput, SubscriberStats};
-use sttp_proto::session::{ReceivedMeasurement, SubscriberEvent, SubscriberSession, SubscriberSessionConfig};
+use sttp_proto::session::{
+    ReceivedMeasurement, SubscriberEvent, SubscriberSession, SubscriberSessionConfig,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -155,12 +157,17 @@ impl Subscriber {
 
     /// The latest metadata.
     pub fn metadata(&self) -> Option<Arc<MetadataCache>> {
-        self.metadata.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.metadata
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Subscribes again with new settings (kept for later reconnects too).
     pub fn resubscribe(&self, settings: SubscriptionSettings) {
-        let _ = self.commands.send(ClientCommand::Resubscribe(Box::new(settings)));
+        let _ = self
+            .commands
+            .send(ClientCommand::Resubscribe(Box::new(settings)));
     }
 
     /// Unsubscribes (and stays unsubscribed across reconnects).
@@ -170,7 +177,9 @@ impl Subscriber {
 
     /// Requests metadata again.
     pub fn request_metadata(&self, filters: &str) {
-        let _ = self.commands.send(ClientCommand::RequestMetadata(filters.to_owned()));
+        let _ = self
+            .commands
+            .send(ClientCommand::RequestMetadata(filters.to_owned()));
     }
 
     /// Sends a user command (0xD0–0xDF).
@@ -240,15 +249,27 @@ async fn client_task(
     let mut delay = st.config.reconnect.initial;
     let address = st.config.address.clone();
     loop {
-        if !st.emit(ClientEvent::Connecting { address: address.clone(), attempt: failures + 1 }).await {
+        if !st
+            .emit(ClientEvent::Connecting {
+                address: address.clone(),
+                attempt: failures + 1,
+            })
+            .await
+        {
             return;
         }
-        let connected = tokio::time::timeout(st.config.connect_timeout, TcpStream::connect(&address)).await;
+        let connected =
+            tokio::time::timeout(st.config.connect_timeout, TcpStream::connect(&address)).await;
         let end = match connected {
             Ok(Ok(stream)) => {
                 failures = 0;
                 delay = st.config.reconnect.initial;
-                if !st.emit(ClientEvent::Connected { address: address.clone() }).await {
+                if !st
+                    .emit(ClientEvent::Connected {
+                        address: address.clone(),
+                    })
+                    .await
+                {
                     return;
                 }
                 run_connection(stream, &mut st).await
@@ -264,16 +285,31 @@ async fn client_task(
             End::Lost(reason) => reason,
         };
         tracing::warn!(%reason, "disconnected");
-        if !st.emit(ClientEvent::Disconnected { reason: reason.clone() }).await {
+        if !st
+            .emit(ClientEvent::Disconnected {
+                reason: reason.clone(),
+            })
+            .await
+        {
             return;
         }
         failures += 1;
         let policy = &st.config.reconnect;
         if !policy.enabled || policy.max_retries.is_some_and(|m| failures > m) {
-            let _ = st.emit(ClientEvent::Stopped { reason: format!("not reconnecting: {reason}") }).await;
+            let _ = st
+                .emit(ClientEvent::Stopped {
+                    reason: format!("not reconnecting: {reason}"),
+                })
+                .await;
             return;
         }
-        if !st.emit(ClientEvent::ReconnectScheduled { delay, attempt: failures }).await {
+        if !st
+            .emit(ClientEvent::ReconnectScheduled {
+                delay,
+                attempt: failures,
+            })
+            .await
+        {
             return;
         }
         // Wait, but still obey Stop.
@@ -389,12 +425,18 @@ async fn drain(
                 *st.metadata.write().unwrap_or_else(|e| e.into_inner()) = Some(cache.clone());
                 ClientEvent::Metadata(cache)
             }
-            SubscriberOutput::Event(SubscriberEvent::SubscriptionUpdated { cache_index, signals }) => {
+            SubscriberOutput::Event(SubscriberEvent::SubscriptionUpdated {
+                cache_index,
+                signals,
+            }) => {
                 if !*subscribed {
                     *last_data = Instant::now();
                 }
                 *subscribed = true;
-                ClientEvent::SubscriptionUpdated { signals, cache_index }
+                ClientEvent::SubscriptionUpdated {
+                    signals,
+                    cache_index,
+                }
             }
             SubscriberOutput::Event(SubscriberEvent::ProtocolWarning(w)) => {
                 tracing::warn!("{w}");

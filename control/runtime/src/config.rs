@@ -46,7 +46,9 @@ pub struct DemoConfig {
 impl Default for ServeConfig {
     fn default() -> Self {
         Self {
-            listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 7165))),
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 7165))),
             max_connections: 1000,
             workers: 1,
             node_id: None,
@@ -80,8 +82,14 @@ impl ServeConfig {
     /// Checks values a typo could make absurd.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.workers >= 1, "workers must be at least 1");
-        anyhow::ensure!(self.max_connections >= 1, "max_connections must be at least 1");
-        anyhow::ensure!(self.subscriber_queue_frames >= 16, "subscriber_queue_frames must be at least 16");
+        anyhow::ensure!(
+            self.max_connections >= 1,
+            "max_connections must be at least 1"
+        );
+        anyhow::ensure!(
+            self.subscriber_queue_frames >= 16,
+            "subscriber_queue_frames must be at least 16"
+        );
         if self.demo.enabled {
             anyhow::ensure!(self.demo.signals >= 1, "demo.signals must be at least 1");
             anyhow::ensure!(
@@ -107,7 +115,10 @@ mod tests {
         assert_eq!(c.demo.signals, 30);
         assert!(c.validate().is_ok());
         assert!(toml::from_str::<ServeConfig>("lisen = \"x\"").is_err());
-        let bad = ServeConfig { workers: 0, ..ServeConfig::default() };
+        let bad = ServeConfig {
+            workers: 0,
+            ..ServeConfig::default()
+        };
         assert!(bad.validate().is_err());
     }
 }

@@ -13,7 +13,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use sttp_dataplane::{SourceHandle, SourcePoint};
 use sttp_proto::catalog::Catalog;
-use sttp_proto::metadata::builder::{DeviceRecord, MeasurementRecord, MetadataBuilder, PhasorRecord};
+use sttp_proto::metadata::builder::{
+    DeviceRecord, MeasurementRecord, MetadataBuilder, PhasorRecord,
+};
 use sttp_proto::metadata::DataSet;
 use sttp_wire::ticks;
 use uuid::Uuid;
@@ -123,7 +125,8 @@ fn mix(mut z: u64) -> u64 {
 fn guid(seed: u64, n: u64) -> Uuid {
     let hi = mix(seed ^ mix(n));
     let lo = mix(hi ^ n.rotate_left(17));
-    uuid::Builder::from_random_bytes(((u128::from(hi) << 64) | u128::from(lo)).to_be_bytes()).into_uuid()
+    uuid::Builder::from_random_bytes(((u128::from(hi) << 64) | u128::from(lo)).to_be_bytes())
+        .into_uuid()
 }
 
 /// Metadata timestamps: a fixed instant with non-zero milliseconds (peers.md P1).
@@ -141,7 +144,10 @@ impl DemoFleet {
         let mut signals = Vec::with_capacity(config.signals);
         for pmu in 0..pmus {
             let acronym = format!("PMU{:03}", pmu + 1);
-            let (lat, lon) = (30.0 + (pmu % 17) as f64 * 0.7, -100.0 + (pmu % 23) as f64 * 0.9);
+            let (lat, lon) = (
+                30.0 + (pmu % 17) as f64 * 0.7,
+                -100.0 + (pmu % 23) as f64 * 0.9,
+            );
             builder.devices.push(DeviceRecord {
                 node_id: node,
                 unique_id: guid(config.seed, 1_000_000 + pmu as u64),
@@ -186,7 +192,10 @@ impl DemoFleet {
                 let signal_id = guid(config.seed, n as u64);
                 let point_tag = format!("{acronym}:{}", quantity.tag_suffix());
                 let source_index = quantity.phase().map(|p| {
-                    let kind = matches!(quantity, Quantity::CurrentMagnitude(_) | Quantity::CurrentAngle(_));
+                    let kind = matches!(
+                        quantity,
+                        Quantity::CurrentMagnitude(_) | Quantity::CurrentAngle(_)
+                    );
                     i32::from(p) + 1 + if kind { 3 } else { 0 }
                 });
                 builder.measurements.push(MeasurementRecord {
@@ -195,7 +204,10 @@ impl DemoFleet {
                     signal_id,
                     point_tag: point_tag.clone(),
                     alternate_tag: None,
-                    signal_reference: format!("{acronym}-{}", quantity.tag_suffix().replace(':', "-")),
+                    signal_reference: format!(
+                        "{acronym}-{}",
+                        quantity.tag_suffix().replace(':', "-")
+                    ),
                     signal_acronym: quantity.signal_acronym().into(),
                     phasor_source_index: source_index,
                     description: format!("{} {}", acronym, quantity.tag_suffix()),
@@ -279,8 +291,12 @@ impl GridModel {
         let v = match s.quantity {
             Quantity::Frequency => freq + 0.0004 * self.noise(),
             Quantity::DfDt => dfdt + 0.002 * self.noise(),
-            Quantity::VoltageMagnitude(_) => 199_186.0 * (1.0 - 0.002 * pmu.min(10.0)) + 150.0 * self.noise(),
-            Quantity::VoltageAngle(p) => wrap(self.angle + offset + phase_shift(p) + 0.02 * self.noise()),
+            Quantity::VoltageMagnitude(_) => {
+                199_186.0 * (1.0 - 0.002 * pmu.min(10.0)) + 150.0 * self.noise()
+            }
+            Quantity::VoltageAngle(p) => {
+                wrap(self.angle + offset + phase_shift(p) + 0.02 * self.noise())
+            }
             Quantity::CurrentMagnitude(_) => 480.0 * load + 2.0 * self.noise(),
             Quantity::CurrentAngle(p) => {
                 wrap(self.angle + offset + phase_shift(p) - 18.0 - 2.0 * load + 0.05 * self.noise())
@@ -301,7 +317,13 @@ fn now_ticks() -> i64 {
 
 /// Publishes frames at `rate` per second, aligned to frame boundaries of the wall clock, with
 /// catch-up (bounded) when the thread falls behind.
-fn generate(signals: &[(u32, DemoSignal)], rate: f64, seed: u64, source: &SourceHandle, stop: &AtomicBool) {
+fn generate(
+    signals: &[(u32, DemoSignal)],
+    rate: f64,
+    seed: u64,
+    source: &SourceHandle,
+    stop: &AtomicBool,
+) {
     let period = Duration::from_secs_f64(1.0 / rate);
     let period_ticks = (ticks::PER_SECOND as f64 / rate).max(1.0) as i64;
     let mut model = GridModel {
@@ -330,8 +352,13 @@ fn generate(signals: &[(u32, DemoSignal)], rate: f64, seed: u64, source: &Source
             let t = frame as f64 / rate;
             let freq = model.frequency(t);
             let dt = model.last_t.map(|l| t - l).unwrap_or(0.0);
-            let dfdt = if dt > 0.0 { (freq - model.last_freq) / dt } else { 0.0 };
-            model.angle = (model.angle + 360.0 * (freq - 60.0) * dt + 180.0).rem_euclid(360.0) - 180.0;
+            let dfdt = if dt > 0.0 {
+                (freq - model.last_freq) / dt
+            } else {
+                0.0
+            };
+            model.angle =
+                (model.angle + 360.0 * (freq - 60.0) * dt + 180.0).rem_euclid(360.0) - 180.0;
             model.last_t = Some(t);
             model.last_freq = freq;
             for (index, s) in signals {
@@ -360,12 +387,16 @@ mod tests {
 
     #[test]
     fn fleet_has_exactly_the_requested_signals_and_stable_ids() {
-        let c = DemoConfig { signals: 40, ..DemoConfig::default() };
+        let c = DemoConfig {
+            signals: 40,
+            ..DemoConfig::default()
+        };
         let a = DemoFleet::new(&c);
         let b = DemoFleet::new(&c);
         assert_eq!(a.signals().len(), 40);
         assert_eq!(a.signals(), b.signals());
-        let unique: std::collections::HashSet<_> = a.signals().iter().map(|s| s.signal_id).collect();
+        let unique: std::collections::HashSet<_> =
+            a.signals().iter().map(|s| s.signal_id).collect();
         assert_eq!(unique.len(), 40);
         assert_eq!(a.metadata().table("DeviceDetail").map(|t| t.len()), Some(3));
     }
@@ -373,12 +404,20 @@ mod tests {
     #[test]
     fn values_look_like_a_60_hz_grid() {
         let fleet = DemoFleet::new(&DemoConfig::default());
-        let mut m = GridModel { seed: 1, noise_state: 1, angle: 0.0, last_t: None, last_freq: 60.0 };
+        let mut m = GridModel {
+            seed: 1,
+            noise_state: 1,
+            angle: 0.0,
+            last_t: None,
+            last_freq: 60.0,
+        };
         for s in fleet.signals() {
             let v = m.value(s, 60.01, 0.0, 1.0);
             match s.quantity {
                 Quantity::Frequency => assert!((v - 60.01).abs() < 0.01),
-                Quantity::VoltageAngle(_) | Quantity::CurrentAngle(_) => assert!((-180.0..180.0).contains(&v)),
+                Quantity::VoltageAngle(_) | Quantity::CurrentAngle(_) => {
+                    assert!((-180.0..180.0).contains(&v))
+                }
                 Quantity::VoltageMagnitude(_) => assert!(v > 190_000.0 && v < 210_000.0),
                 Quantity::CurrentMagnitude(_) => assert!(v > 300.0 && v < 700.0),
                 _ => {}

@@ -20,7 +20,11 @@ use sttp_proto::session::ReceivedMeasurement;
 use sttp_wire::ticks;
 
 #[derive(Parser, Debug)]
-#[command(name = "sttp", version, about = "STTP (IEEE 2664) publisher and subscriber")]
+#[command(
+    name = "sttp",
+    version,
+    about = "STTP (IEEE 2664) publisher and subscriber"
+)]
 struct Cli {
     /// Log filter (error, warn, info, debug, trace, or a tracing directive).
     #[arg(long, global = true)]
@@ -120,7 +124,10 @@ fn init_logging(filter: Option<&str>, default: &str) {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -181,13 +188,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.workers = w;
     }
     config.validate()?;
-    anyhow::ensure!(config.demo.enabled, "no source configured: enable [demo] in the config file");
+    anyhow::ensure!(
+        config.demo.enabled,
+        "no source configured: enable [demo] in the config file"
+    );
     let node_id = config.node_id.unwrap_or_else(uuid::Uuid::new_v4);
     let fleet = DemoFleet::new(&config.demo);
     let catalog = Catalog::new(node_id, fleet.metadata().clone());
     tracing::info!(
         signals = catalog.signals().len(),
-        pmus = fleet.metadata().table("DeviceDetail").map(|t| t.len()).unwrap_or(0),
+        pmus = fleet
+            .metadata()
+            .table("DeviceDetail")
+            .map(|t| t.len())
+            .unwrap_or(0),
         rate = config.demo.rate,
         "demo PMU fleet ready"
     );
@@ -333,7 +347,11 @@ impl Output {
         }
         if self.format == Format::Status {
             let rate = self.window_points as f64 / elapsed.as_secs_f64().max(1e-9);
-            let latest = if self.latest > 0 { ticks::to_iso8601(self.latest) } else { "-".into() };
+            let latest = if self.latest > 0 {
+                ticks::to_iso8601(self.latest)
+            } else {
+                "-".into()
+            };
             let line = format!(
                 "{rate:>12.0} points/s  {:>6} signals  latest {latest}  total {}",
                 self.signals.len(),
@@ -361,14 +379,20 @@ fn csv_field(s: &str) -> String {
 fn json_value(v: f32) -> serde_json::Value {
     if v.is_finite() {
         // Through the shortest decimal of the f32, so 60.01 prints as 60.01.
-        v.to_string().parse::<f64>().map(serde_json::Value::from).unwrap_or(serde_json::Value::Null)
+        v.to_string()
+            .parse::<f64>()
+            .map(serde_json::Value::from)
+            .unwrap_or(serde_json::Value::Null)
     } else {
         serde_json::Value::String(v.to_string())
     }
 }
 
 async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
-    anyhow::ensure!((1..=3).contains(&args.protocol_version), "--protocol-version must be 1, 2 or 3");
+    anyhow::ensure!(
+        (1..=3).contains(&args.protocol_version),
+        "--protocol-version must be 1, 2 or 3"
+    );
     let mut config = SubscriberConfig::new(args.address.clone());
     config.session.version = args.protocol_version;
     config.session.tssc = !args.compact;
@@ -383,11 +407,14 @@ async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
         ..SubscriptionSettings::default()
     };
     config.reconnect.enabled = !args.no_reconnect;
-    config.data_loss_timeout = (args.data_loss_timeout > 0.0).then(|| Duration::from_secs_f64(args.data_loss_timeout));
+    config.data_loss_timeout =
+        (args.data_loss_timeout > 0.0).then(|| Duration::from_secs_f64(args.data_loss_timeout));
     let mut output = Output::new(args.format);
     output.header()?;
     let mut sub = Subscriber::start(config);
-    let deadline = args.duration.map(|d| tokio::time::Instant::now() + Duration::from_secs_f64(d.max(0.0)));
+    let deadline = args
+        .duration
+        .map(|d| tokio::time::Instant::now() + Duration::from_secs_f64(d.max(0.0)));
     let sleep = async move {
         match deadline {
             Some(d) => tokio::time::sleep_until(d).await,

@@ -33,7 +33,12 @@ impl MetadataCache {
     pub fn new(dataset: DataSet) -> Self {
         let mut signals = HashMap::new();
         if let Some(t) = dataset.table("MeasurementDetail") {
-            let text = |row: usize, col: &str| t.value_by_name(row, col).as_str().unwrap_or_default().to_owned();
+            let text = |row: usize, col: &str| {
+                t.value_by_name(row, col)
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            };
             for row in 0..t.len() {
                 let Some(id) = t.value_by_name(row, "SignalID").as_guid() else {
                     continue;

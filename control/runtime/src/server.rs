@@ -62,7 +62,8 @@ impl Default for PublisherConfig {
 
 /// Handles user commands (0xD0–0xDF): gets the connection's peer address, the command code and
 /// data, and may answer with `(response code 0xE0–0xEF, data)`.
-pub type UserCommandHandler = Arc<dyn Fn(SocketAddr, u8, &[u8]) -> Option<(u8, Vec<u8>)> + Send + Sync>;
+pub type UserCommandHandler =
+    Arc<dyn Fn(SocketAddr, u8, &[u8]) -> Option<(u8, Vec<u8>)> + Send + Sync>;
 
 /// Publisher-wide counters.
 #[derive(Debug, Default)]
@@ -84,7 +85,12 @@ struct Shared {
     stats: PublisherStats,
     user_commands: RwLock<Option<UserCommandHandler>>,
     config_changed: watch::Sender<u64>,
-    subscriptions: RwLock<Vec<(SocketAddr, std::sync::Weak<sttp_dataplane::SubscriptionStats>)>>,
+    subscriptions: RwLock<
+        Vec<(
+            SocketAddr,
+            std::sync::Weak<sttp_dataplane::SubscriptionStats>,
+        )>,
+    >,
 }
 
 /// A running publisher.
@@ -97,7 +103,9 @@ pub struct Publisher {
 
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Publisher").field("local_addr", &self.local_addr).finish_non_exhaustive()
+        f.debug_struct("Publisher")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -160,7 +168,11 @@ impl Publisher {
 
     /// Per-subscription counters of the live subscriptions.
     pub fn subscription_stats(&self) -> Vec<(SocketAddr, sttp_dataplane::stats::StatsSnapshot)> {
-        let mut subs = self.shared.subscriptions.write().unwrap_or_else(|e| e.into_inner());
+        let mut subs = self
+            .shared
+            .subscriptions
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         subs.retain(|(_, w)| w.strong_count() > 0);
         subs.iter()
             .filter_map(|(a, w)| w.upgrade().map(|s| (*a, s.snapshot())))
@@ -169,13 +181,21 @@ impl Publisher {
 
     /// Replaces the metadata; every session is told with ConfigurationChanged (wire.md §9).
     pub fn set_catalog(&self, catalog: Catalog) {
-        *self.shared.catalog.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(catalog);
+        *self
+            .shared
+            .catalog
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Arc::new(catalog);
         self.shared.config_changed.send_modify(|n| *n += 1);
     }
 
     /// Installs the user-command handler.
     pub fn on_user_command(&self, handler: UserCommandHandler) {
-        *self.shared.user_commands.write().unwrap_or_else(|e| e.into_inner()) = Some(handler);
+        *self
+            .shared
+            .user_commands
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(handler);
     }
 
     /// Stops accepting and closes every connection.
@@ -197,7 +217,11 @@ fn read<T: Clone>(lock: &RwLock<T>) -> T {
     lock.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut tasks = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
@@ -235,13 +259,22 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut shutdown: w
 /// Refuses a connection the way the reference publishers do: Failed(0x00) then close after ~1 s.
 async fn refuse(mut stream: TcpStream) {
     let mut frame = Vec::new();
-    encode_response(&mut frame, rsp::FAILED, 0x00, b"Connection refused: too many active connections.");
+    encode_response(
+        &mut frame,
+        rsp::FAILED,
+        0x00,
+        b"Connection refused: too many active connections.",
+    );
     let _ = stream.write_all(&frame).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 /// Translates negotiated subscription settings into the data plane's plain values.
-pub fn encoder_settings(s: &SubscriptionSettings, modes: OperationalModes, processing_interval: i32) -> EncoderSettings {
+pub fn encoder_settings(
+    s: &SubscriptionSettings,
+    modes: OperationalModes,
+    processing_interval: i32,
+) -> EncoderSettings {
     let throttle = s.throttled.then(|| {
         let interval = if s.publish_interval > 0.0 {
             s.publish_interval
@@ -259,7 +292,11 @@ pub fn encoder_settings(s: &SubscriptionSettings, modes: OperationalModes, proce
         }
     });
     EncoderSettings {
-        format: if modes.use_tssc() { Format::Tssc } else { Format::Compact },
+        format: if modes.use_tssc() {
+            Format::Tssc
+        } else {
+            Format::Compact
+        },
         include_time: s.include_time,
         millisecond_resolution: s.use_millisecond_resolution,
         nan_filter: s.request_nan_value_filter,
@@ -310,7 +347,8 @@ async fn serve_connection(
     });
     let mut framer = FrameDecoder::new(MAX_COMMAND_FRAME).with_first_frame_limit(FIRST_FRAME_LIMIT);
     let mut buf = vec![0u8; 64 * 1024];
-    let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
+    let mut keepalive =
+        tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
     let handshake = tokio::time::sleep(HANDSHAKE_TIMEOUT);
     tokio::pin!(handshake);
     let mut config_changed = shared.config_changed.subscribe();
@@ -363,8 +401,17 @@ async fn serve_connection(
                     if settings.processing_interval != -1 {
                         processing_interval = settings.processing_interval;
                     }
-                    handle.activate(routes.clone(), cache_index, encoder_settings(&settings, modes, processing_interval));
-                    active = Some(Active { routes, cache_index, settings, modes });
+                    handle.activate(
+                        routes.clone(),
+                        cache_index,
+                        encoder_settings(&settings, modes, processing_interval),
+                    );
+                    active = Some(Active {
+                        routes,
+                        cache_index,
+                        settings,
+                        modes,
+                    });
                 }
                 PublisherOutput::Deactivate => {
                     active = None;
@@ -373,7 +420,11 @@ async fn serve_connection(
                 PublisherOutput::ProcessingInterval(ms) => {
                     processing_interval = ms;
                     if let Some(a) = &active {
-                        handle.activate(a.routes.clone(), a.cache_index, encoder_settings(&a.settings, a.modes, ms));
+                        handle.activate(
+                            a.routes.clone(),
+                            a.cache_index,
+                            encoder_settings(&a.settings, a.modes, ms),
+                        );
                     }
                 }
                 PublisherOutput::UserCommand { code, data } => {
@@ -381,7 +432,9 @@ async fn serve_connection(
                     let answer = handler.and_then(|h| h(peer, code, &data));
                     match answer {
                         Some((response, data)) => session.send_user_response(response, code, &data),
-                        None => tracing::info!(%peer, code = format!("0x{code:02X}"), bytes = data.len(), "user command (no handler answered)"),
+                        None => {
+                            tracing::info!(%peer, code = format!("0x{code:02X}"), bytes = data.len(), "user command (no handler answered)")
+                        }
                     }
                 }
                 PublisherOutput::Log(message) => tracing::info!(%peer, "{message}"),
@@ -398,7 +451,10 @@ async fn serve_connection(
     drop(handle);
     drop(tx);
     let mut writer = writer;
-    if tokio::time::timeout(Duration::from_secs(2), &mut writer).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(2), &mut writer)
+        .await
+        .is_err()
+    {
         writer.abort();
     }
     reason

@@ -213,7 +213,12 @@ impl SubscriptionEncoder {
     fn write_base_times(&mut self, base: BaseTimes) {
         let mut payload = Vec::with_capacity(20);
         base.encode(&mut payload);
-        frame::write_response(&mut self.buf, code::UPDATE_BASE_TIMES, code::SUBSCRIBE, &payload);
+        frame::write_response(
+            &mut self.buf,
+            code::UPDATE_BASE_TIMES,
+            code::SUBSCRIBE,
+            &payload,
+        );
     }
 
     #[inline]
@@ -251,7 +256,8 @@ impl SubscriptionEncoder {
 
     /// True when a flush at `now` would send something.
     pub fn wants_flush(&self, now: Instant) -> bool {
-        let due = now.saturating_duration_since(self.last_flush) >= self.settings.min_flush_interval;
+        let due =
+            now.saturating_duration_since(self.last_flush) >= self.settings.min_flush_interval;
         due && (!self.buf.is_empty() || self.snapshot_due(now))
     }
 
@@ -261,7 +267,8 @@ impl SubscriptionEncoder {
 
     /// When this encoder next needs the worker's attention, if ever.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let flush = (!self.buf.is_empty()).then(|| self.last_flush + self.settings.min_flush_interval);
+        let flush =
+            (!self.buf.is_empty()).then(|| self.last_flush + self.settings.min_flush_interval);
         match (flush, self.next_snapshot) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -301,7 +308,10 @@ impl SubscriptionEncoder {
             return SinkStatus::Accepted;
         }
         self.last_flush = now;
-        let bytes = std::mem::replace(&mut self.buf, Vec::with_capacity(self.settings.max_payload + 64));
+        let bytes = std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(self.settings.max_payload + 64),
+        );
         let len = bytes.len() as u64;
         let status = sink.offer(bytes);
         let (points, packets) = (self.buffered_points, self.buffered_packets);

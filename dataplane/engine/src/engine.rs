@@ -315,7 +315,11 @@ impl Worker {
                 .filter(|(_, s)| !s.closed)
                 .map(|(i, s)| (i as u32, s.routes.as_slice())),
         );
-        tracing::debug!(worker = self.index, subscriptions = self.slots.len(), "routes rebuilt");
+        tracing::debug!(
+            worker = self.index,
+            subscriptions = self.slots.len(),
+            "routes rebuilt"
+        );
     }
 
     #[inline]
@@ -363,7 +367,11 @@ impl Worker {
     fn next_deadline(&self) -> Option<Instant> {
         self.slots
             .iter()
-            .filter_map(|s| s.encoder.as_ref().and_then(SubscriptionEncoder::next_deadline))
+            .filter_map(|s| {
+                s.encoder
+                    .as_ref()
+                    .and_then(SubscriptionEncoder::next_deadline)
+            })
             .min()
     }
 }

@@ -53,10 +53,25 @@ mod tests {
         let a: Vec<(u32, i32)> = vec![(0, 0), (5, 1)];
         let b: Vec<(u32, i32)> = vec![(5, 0)];
         let t = RoutingTable::build([(0, a.as_slice()), (1, b.as_slice())]);
-        assert_eq!(t.routes(0), &[Route { slot: 0, runtime_id: 0 }]);
+        assert_eq!(
+            t.routes(0),
+            &[Route {
+                slot: 0,
+                runtime_id: 0
+            }]
+        );
         assert_eq!(
             t.routes(5),
-            &[Route { slot: 0, runtime_id: 1 }, Route { slot: 1, runtime_id: 0 }]
+            &[
+                Route {
+                    slot: 0,
+                    runtime_id: 1
+                },
+                Route {
+                    slot: 1,
+                    runtime_id: 0
+                }
+            ]
         );
         assert!(t.routes(3).is_empty());
         assert!(t.routes(99).is_empty());

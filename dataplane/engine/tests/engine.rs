@@ -1,6 +1,8 @@
 //! The engine end to end in memory: points published by a source come out of a subscription's
 //! sink as frames that the wire decoders turn back into exactly those points.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::{Duration, Instant};
 use sttp_dataplane::encoder::{EncoderSettings, Format};
 use sttp_dataplane::sink::VecSink;
@@ -44,8 +46,12 @@ fn decode(bytes: &[u8], format: Format) -> (Vec<Measurement>, Vec<usize>, Vec<i6
                         assert!(matches!(r, tssc::PacketOutcome::Decoded));
                     }
                     Format::Compact => {
-                        let opts = CompactOptions { include_time: true, millisecond_resolution: false };
-                        compact::decode(body, h.count as usize, opts, base.as_ref(), &mut out).unwrap();
+                        let opts = CompactOptions {
+                            include_time: true,
+                            millisecond_resolution: false,
+                        };
+                        compact::decode(body, h.count as usize, opts, base.as_ref(), &mut out)
+                            .unwrap();
                     }
                 }
             }
@@ -65,12 +71,29 @@ fn wait_for(sink: &VecSink, bytes: usize) {
 }
 
 fn run(format: Format, frames: usize, signals: u32) {
-    let engine = Engine::start(EngineConfig { workers: 2, queue_depth: 64 }).unwrap();
+    let engine = Engine::start(EngineConfig {
+        workers: 2,
+        queue_depth: 64,
+    })
+    .unwrap();
     let sink = VecSink::default();
-    let sub = engine.add_subscription(SubscriptionSpec { sink: Box::new(sink.clone()) });
+    let sub = engine.add_subscription(SubscriptionSpec {
+        sink: Box::new(sink.clone()),
+    });
     // Subscribe to the odd signals only, runtime ids dense from 0.
-    let routes: Vec<(u32, i32)> = (0..signals).filter(|s| s % 2 == 1).enumerate().map(|(i, s)| (s, i as i32)).collect();
-    sub.activate(routes.clone(), 1, EncoderSettings { format, ..EncoderSettings::default() });
+    let routes: Vec<(u32, i32)> = (0..signals)
+        .filter(|s| s % 2 == 1)
+        .enumerate()
+        .map(|(i, s)| (s, i as i32))
+        .collect();
+    sub.activate(
+        routes.clone(),
+        1,
+        EncoderSettings {
+            format,
+            ..EncoderSettings::default()
+        },
+    );
     std::thread::sleep(Duration::from_millis(50));
     let t0 = 638_000_000_000_000_000i64;
     let mut expected = Vec::new();
@@ -85,7 +108,12 @@ fn run(format: Format, frames: usize, signals: u32) {
             .collect();
         for p in &batch {
             if let Some(&(_, rid)) = routes.iter().find(|(s, _)| *s == p.signal) {
-                expected.push(Measurement { runtime_id: rid, timestamp: p.timestamp, value: p.value, flags: p.flags });
+                expected.push(Measurement {
+                    runtime_id: rid,
+                    timestamp: p.timestamp,
+                    value: p.value,
+                    flags: p.flags,
+                });
             }
         }
         assert_eq!(engine.source().publish(&batch), 0);
@@ -100,10 +128,24 @@ fn run(format: Format, frames: usize, signals: u32) {
     let (got, caches, starts) = decode(&bytes, format);
     assert_eq!(got.len(), expected.len());
     for (g, e) in got.iter().zip(&expected) {
-        assert!(g.bit_eq(e) || format == Format::Compact && g.runtime_id == e.runtime_id && g.value == e.value && g.timestamp == e.timestamp, "{g:?} != {e:?}");
+        assert!(
+            g.bit_eq(e)
+                || format == Format::Compact
+                    && g.runtime_id == e.runtime_id
+                    && g.value == e.value
+                    && g.timestamp == e.timestamp,
+            "{g:?} != {e:?}"
+        );
     }
-    assert!(caches.iter().all(|&c| c == 1), "every packet names cache slot 1");
-    assert_eq!(starts, vec![t0], "one DataStartTime with the first timestamp");
+    assert!(
+        caches.iter().all(|&c| c == 1),
+        "every packet names cache slot 1"
+    );
+    assert_eq!(
+        starts,
+        vec![t0],
+        "one DataStartTime with the first timestamp"
+    );
     let stats = sub.stats().snapshot();
     assert_eq!(stats.points, expected.len() as u64);
     assert_eq!(stats.bytes, bytes.len() as u64);
@@ -124,13 +166,27 @@ fn compact_subscription_receives_exactly_its_routed_points() {
 #[test]
 fn full_sink_drops_count_and_restart_the_tssc_stream() {
     let engine = Engine::start(EngineConfig::default()).unwrap();
-    let sink = VecSink { capacity: Some(64 * 1024), ..VecSink::default() };
-    let sub = engine.add_subscription(SubscriptionSpec { sink: Box::new(sink.clone()) });
-    sub.activate((0..100).map(|s| (s, s as i32)).collect(), 0, EncoderSettings::default());
+    let sink = VecSink {
+        capacity: Some(64 * 1024),
+        ..VecSink::default()
+    };
+    let sub = engine.add_subscription(SubscriptionSpec {
+        sink: Box::new(sink.clone()),
+    });
+    sub.activate(
+        (0..100).map(|s| (s, s as i32)).collect(),
+        0,
+        EncoderSettings::default(),
+    );
     std::thread::sleep(Duration::from_millis(50));
     for f in 0..2000i64 {
         let batch: Vec<SourcePoint> = (0..100)
-            .map(|s| SourcePoint { signal: s, timestamp: f * 10_000, value: (s as f32).sin() * f as f32, flags: 0 })
+            .map(|s| SourcePoint {
+                signal: s,
+                timestamp: f * 10_000,
+                value: (s as f32).sin() * f as f32,
+                flags: 0,
+            })
             .collect();
         engine.source().publish(&batch);
     }
@@ -143,7 +199,11 @@ fn full_sink_drops_count_and_restart_the_tssc_stream() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let s = sub.stats().snapshot();
-    assert_eq!(s.points + s.dropped_queue_full, 200_000, "every point is either sent or counted as dropped");
+    assert_eq!(
+        s.points + s.dropped_queue_full,
+        200_000,
+        "every point is either sent or counted as dropped"
+    );
     assert!(s.dropped_queue_full > 0 && s.stream_resets > 0);
     // What was accepted still decodes: the accepted bytes start with a seq-0 packet.
     let bytes = sink.frames.lock().unwrap().clone();

@@ -187,7 +187,11 @@ impl<'a> Reader<'a> {
     }
 
     /// An `i32 BE` length prefix followed by that many bytes, with the length bounded by `limit`.
-    pub fn i32_prefixed(&mut self, what: &'static str, limit: usize) -> Result<&'a [u8], DecodeError> {
+    pub fn i32_prefixed(
+        &mut self,
+        what: &'static str,
+        limit: usize,
+    ) -> Result<&'a [u8], DecodeError> {
         let at = self.pos;
         let len = self.i32(what)?;
         let len = usize::try_from(len).map_err(|_| DecodeError::invalid(what, at))?;
@@ -198,7 +202,11 @@ impl<'a> Reader<'a> {
     }
 
     /// A `u32 BE` length prefix followed by that many bytes, with the length bounded by `limit`.
-    pub fn u32_prefixed(&mut self, what: &'static str, limit: usize) -> Result<&'a [u8], DecodeError> {
+    pub fn u32_prefixed(
+        &mut self,
+        what: &'static str,
+        limit: usize,
+    ) -> Result<&'a [u8], DecodeError> {
         let at = self.pos;
         let len = self.u32(what)? as usize;
         if len > limit {
@@ -226,15 +234,24 @@ mod tests {
         let mut r = Reader::new(&[0, 0, 0]);
         let err = r.u32("count").unwrap_err();
         assert_eq!((err.offset, err.need, err.have), (0, 4, 3));
-        assert_eq!(err.to_string(), "truncated count at offset 0: need 4 bytes, have 3");
+        assert_eq!(
+            err.to_string(),
+            "truncated count at offset 0: need 4 bytes, have 3"
+        );
     }
 
     #[test]
     fn prefixed_rejects_negative_and_oversized() {
         let mut r = Reader::new(&[0xff, 0xff, 0xff, 0xff]);
-        assert_eq!(r.i32_prefixed("s", 10).unwrap_err().kind, DecodeErrorKind::Invalid);
+        assert_eq!(
+            r.i32_prefixed("s", 10).unwrap_err().kind,
+            DecodeErrorKind::Invalid
+        );
         let mut r = Reader::new(&[0, 0, 0, 20]);
-        assert_eq!(r.i32_prefixed("s", 10).unwrap_err().kind, DecodeErrorKind::TooLarge);
+        assert_eq!(
+            r.i32_prefixed("s", 10).unwrap_err().kind,
+            DecodeErrorKind::TooLarge
+        );
         let mut r = Reader::new(&[0, 0, 0, 2, b'h', b'i', b'!']);
         assert_eq!(r.i32_prefixed("s", 10).unwrap(), b"hi");
         assert_eq!(r.rest(), b"!");

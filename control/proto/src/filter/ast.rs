@@ -69,10 +69,26 @@ pub(crate) enum ExprKind {
     Unary(UnaryOp, Box<Expr>),
     Binary(BinOp, Box<Expr>, Box<Expr>),
     /// `AND`/`OR` chains are flattened so long GUID lists joined by `OR` stay shallow.
-    Logical { and: bool, args: Vec<Expr> },
-    IsNull { arg: Box<Expr>, negated: bool },
-    In { arg: Box<Expr>, list: Vec<Expr>, negated: bool, exact: bool },
-    Like { arg: Box<Expr>, pattern: Box<Expr>, negated: bool, exact: bool },
+    Logical {
+        and: bool,
+        args: Vec<Expr>,
+    },
+    IsNull {
+        arg: Box<Expr>,
+        negated: bool,
+    },
+    In {
+        arg: Box<Expr>,
+        list: Vec<Expr>,
+        negated: bool,
+        exact: bool,
+    },
+    Like {
+        arg: Box<Expr>,
+        pattern: Box<Expr>,
+        negated: bool,
+        exact: bool,
+    },
     Call(Func, Vec<Expr>),
 }
 
@@ -203,8 +219,8 @@ functions! {
 /// cannot be a column name; bracket it instead. (A function name not followed by `(` is accepted
 /// as a column name, a leniency over the reference grammar.)
 pub(crate) const KEYWORDS: &[&str] = &[
-    "AND", "ASC", "BINARY", "BY", "DESC", "FILTER", "IN", "IS", "LIKE", "NOT", "NULL", "OR", "ORDER",
-    "TOP", "WHERE", "XOR", "TRUE", "FALSE",
+    "AND", "ASC", "BINARY", "BY", "DESC", "FILTER", "IN", "IS", "LIKE", "NOT", "NULL", "OR",
+    "ORDER", "TOP", "WHERE", "XOR", "TRUE", "FALSE",
 ];
 
 pub(crate) fn is_keyword(word: &str) -> bool {

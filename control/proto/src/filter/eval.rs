@@ -26,14 +26,52 @@ pub(crate) enum Node {
     Const(Val<'static>),
     /// The NULL literal: takes the type its context asks for.
     NullLit,
-    Column { idx: usize, ty: Ty },
-    Unary { op: UnaryOp, arg: Box<Node>, pos: usize },
-    Binary { op: BinOp, l: Box<Node>, r: Box<Node>, pos: usize },
-    Logical { and: bool, args: Vec<Node>, pos: usize },
-    IsNull { arg: Box<Node>, negated: bool },
-    In { arg: Box<Node>, list: Vec<Node>, negated: bool, exact: bool, set: Option<InSet>, pos: usize },
-    Like { arg: Box<Node>, pattern: Box<Node>, negated: bool, exact: bool, compiled: Option<LikePattern>, pos: usize },
-    Call { func: Func, args: Vec<Node>, pos: usize, regex: Option<regex::Regex> },
+    Column {
+        idx: usize,
+        ty: Ty,
+    },
+    Unary {
+        op: UnaryOp,
+        arg: Box<Node>,
+        pos: usize,
+    },
+    Binary {
+        op: BinOp,
+        l: Box<Node>,
+        r: Box<Node>,
+        pos: usize,
+    },
+    Logical {
+        and: bool,
+        args: Vec<Node>,
+        pos: usize,
+    },
+    IsNull {
+        arg: Box<Node>,
+        negated: bool,
+    },
+    In {
+        arg: Box<Node>,
+        list: Vec<Node>,
+        negated: bool,
+        exact: bool,
+        set: Option<InSet>,
+        pos: usize,
+    },
+    Like {
+        arg: Box<Node>,
+        pattern: Box<Node>,
+        negated: bool,
+        exact: bool,
+        compiled: Option<LikePattern>,
+        pos: usize,
+    },
+    Call {
+        func: Func,
+        args: Vec<Node>,
+        pos: usize,
+        regex: Option<regex::Regex>,
+    },
 }
 
 /// Precomputed lookup for `IN` lists made only of literals, so long GUID or tag lists cost O(1)
@@ -118,37 +156,87 @@ fn bind_inner(e: &Expr, table: &DataTable, count: &mut usize) -> Result<Node, Fi
             let idx = table.column_index(name).ok_or_else(|| {
                 FilterError::new(
                     e.pos,
-                    format!("failed to find column \"{name}\" in table \"{}\"", table.name),
+                    format!(
+                        "failed to find column \"{name}\" in table \"{}\"",
+                        table.name
+                    ),
                 )
             })?;
-            let ty = table.column(idx).map_or(Ty::String, |c| column_ty(c.data_type));
+            let ty = table
+                .column(idx)
+                .map_or(Ty::String, |c| column_ty(c.data_type));
             Node::Column { idx, ty }
         }
-        ExprKind::Unary(op, a) => Node::Unary { op: *op, arg: b(a)?, pos: e.pos },
-        ExprKind::Binary(op, l, r) => Node::Binary { op: *op, l: b(l)?, r: b(r)?, pos: e.pos },
-        ExprKind::Logical { and, args } => Node::Logical {
-            and: *and,
-            args: args.iter().map(|a| bind_inner(a, table, count)).collect::<Result<_, _>>()?,
+        ExprKind::Unary(op, a) => Node::Unary {
+            op: *op,
+            arg: b(a)?,
             pos: e.pos,
         },
-        ExprKind::IsNull { arg, negated } => Node::IsNull { arg: b(arg)?, negated: *negated },
-        ExprKind::In { arg, list, negated, exact } => {
+        ExprKind::Binary(op, l, r) => Node::Binary {
+            op: *op,
+            l: b(l)?,
+            r: b(r)?,
+            pos: e.pos,
+        },
+        ExprKind::Logical { and, args } => Node::Logical {
+            and: *and,
+            args: args
+                .iter()
+                .map(|a| bind_inner(a, table, count))
+                .collect::<Result<_, _>>()?,
+            pos: e.pos,
+        },
+        ExprKind::IsNull { arg, negated } => Node::IsNull {
+            arg: b(arg)?,
+            negated: *negated,
+        },
+        ExprKind::In {
+            arg,
+            list,
+            negated,
+            exact,
+        } => {
             let arg = b(arg)?;
-            let list: Vec<Node> = list.iter().map(|a| bind_inner(a, table, count)).collect::<Result<_, _>>()?;
+            let list: Vec<Node> = list
+                .iter()
+                .map(|a| bind_inner(a, table, count))
+                .collect::<Result<_, _>>()?;
             let set = in_set(&list, *exact);
-            Node::In { arg, list, negated: *negated, exact: *exact, set, pos: e.pos }
+            Node::In {
+                arg,
+                list,
+                negated: *negated,
+                exact: *exact,
+                set,
+                pos: e.pos,
+            }
         }
-        ExprKind::Like { arg, pattern, negated, exact } => {
+        ExprKind::Like {
+            arg,
+            pattern,
+            negated,
+            exact,
+        } => {
             let arg = b(arg)?;
             let pattern = b(pattern)?;
             let compiled = match pattern.as_ref() {
                 Node::Const(Val::Str(p)) => Some(LikePattern::new(p, !exact)),
                 _ => None,
             };
-            Node::Like { arg, pattern, negated: *negated, exact: *exact, compiled, pos: e.pos }
+            Node::Like {
+                arg,
+                pattern,
+                negated: *negated,
+                exact: *exact,
+                compiled,
+                pos: e.pos,
+            }
         }
         ExprKind::Call(func, args) => {
-            let args: Vec<Node> = args.iter().map(|a| bind_inner(a, table, count)).collect::<Result<_, _>>()?;
+            let args: Vec<Node> = args
+                .iter()
+                .map(|a| bind_inner(a, table, count))
+                .collect::<Result<_, _>>()?;
             let regex = match (func, args.first()) {
                 (Func::RegExMatch | Func::RegExVal, Some(Node::Const(Val::Str(p)))) => {
                     Some(compile_regex(p, e.pos)?)
@@ -159,7 +247,12 @@ fn bind_inner(e: &Expr, table: &DataTable, count: &mut usize) -> Result<Node, Fi
                 // A pattern computed per row is compiled per row: weigh it in the work budget.
                 *count += 1000;
             }
-            Node::Call { func: *func, args, pos: e.pos, regex }
+            Node::Call {
+                func: *func,
+                args,
+                pos: e.pos,
+                regex,
+            }
         }
     })
 }
@@ -177,11 +270,18 @@ fn in_set(list: &[Node], exact: bool) -> Option<InSet> {
     if list.len() < 4 {
         return None;
     }
-    let mut set = InSet { strings: HashSet::with_capacity(list.len()), guids: Some(HashSet::new()) };
+    let mut set = InSet {
+        strings: HashSet::with_capacity(list.len()),
+        guids: Some(HashSet::new()),
+    };
     for item in list {
         let Node::Const(v) = item else { return None };
         let text = v.to_text();
-        set.strings.insert(if exact { text } else { fold(&text).into_owned() });
+        set.strings.insert(if exact {
+            text
+        } else {
+            fold(&text).into_owned()
+        });
         let g = match v {
             Val::Guid(g) => Some(*g),
             Val::Str(s) => super::lexer::parse_guid_text(s),
@@ -198,7 +298,14 @@ fn in_set(list: &[Node], exact: bool) -> Option<InSet> {
 }
 
 fn type_err(pos: usize, op: &str, l: Ty, r: Ty) -> FilterError {
-    FilterError::new(pos, format!("cannot perform \"{op}\" operation on \"{}\" and \"{}\"", l.name(), r.name()))
+    FilterError::new(
+        pos,
+        format!(
+            "cannot perform \"{op}\" operation on \"{}\" and \"{}\"",
+            l.name(),
+            r.name()
+        ),
+    )
 }
 
 /// Evaluates bound nodes against rows.
@@ -209,11 +316,18 @@ pub(crate) struct Evaluator {
 
 impl Evaluator {
     /// Evaluates `node` for `row`. `target` is the type a bare NULL literal takes here.
-    pub fn eval<'a>(&self, node: &'a Node, row: &'a [Value], target: Ty) -> Result<Val<'a>, FilterError> {
+    pub fn eval<'a>(
+        &self,
+        node: &'a Node,
+        row: &'a [Value],
+        target: Ty,
+    ) -> Result<Val<'a>, FilterError> {
         match node {
             Node::Const(v) => Ok(v.borrowed()),
             Node::NullLit => Ok(Val::Null(target)),
-            Node::Column { idx, ty } => Ok(row.get(*idx).map_or(Val::Null(*ty), |v| read_cell(v, *ty))),
+            Node::Column { idx, ty } => {
+                Ok(row.get(*idx).map_or(Val::Null(*ty), |v| read_cell(v, *ty)))
+            }
             Node::Unary { op, arg, pos } => unary(*op, self.eval(arg, row, Ty::Boolean)?, *pos),
             Node::Binary { op, l, r, pos } => {
                 let lv = self.eval(l, row, Ty::Boolean)?;
@@ -238,18 +352,32 @@ impl Evaluator {
                             let op = if *and { "AND" } else { "OR" };
                             return Err(FilterError::new(
                                 *pos,
-                                format!("cannot perform \"{op}\" operation on \"{}\"", other.ty().name()),
+                                format!(
+                                    "cannot perform \"{op}\" operation on \"{}\"",
+                                    other.ty().name()
+                                ),
                             ));
                         }
                     }
                 }
-                Ok(if any_null { Val::Null(Ty::Boolean) } else { Val::Bool(acc) })
+                Ok(if any_null {
+                    Val::Null(Ty::Boolean)
+                } else {
+                    Val::Bool(acc)
+                })
             }
             Node::IsNull { arg, negated } => {
                 let v = self.eval(arg, row, Ty::Boolean)?;
                 Ok(Val::Bool(v.is_null() != *negated))
             }
-            Node::In { arg, list, negated, exact, set, pos } => {
+            Node::In {
+                arg,
+                list,
+                negated,
+                exact,
+                set,
+                pos,
+            } => {
                 let v = self.eval(arg, row, Ty::Boolean)?;
                 // A NULL test value yields a Boolean NULL. (cppapi returns a NULL of the test
                 // value's type, which then fails the WHERE clause's Boolean check — a bug.)
@@ -259,7 +387,11 @@ impl Evaluator {
                 if let Some(set) = set {
                     match &v {
                         Val::Str(s) => {
-                            let key: Cow<'_, str> = if *exact { Cow::Borrowed(s.as_ref()) } else { fold(s) };
+                            let key: Cow<'_, str> = if *exact {
+                                Cow::Borrowed(s.as_ref())
+                            } else {
+                                fold(s)
+                            };
                             return Ok(Val::Bool(set.strings.contains(key.as_ref()) != *negated));
                         }
                         Val::Guid(g) => {
@@ -272,7 +404,8 @@ impl Evaluator {
                 }
                 for item in list {
                     let iv = self.eval(item, row, Ty::Boolean)?;
-                    let ty = derive_comparison(v.ty(), iv.ty()).ok_or_else(|| type_err(*pos, "=", v.ty(), iv.ty()))?;
+                    let ty = derive_comparison(v.ty(), iv.ty())
+                        .ok_or_else(|| type_err(*pos, "=", v.ty(), iv.ty()))?;
                     if iv.is_null() {
                         continue;
                     }
@@ -284,7 +417,14 @@ impl Evaluator {
                 }
                 Ok(Val::Bool(*negated))
             }
-            Node::Like { arg, pattern, negated, exact, compiled, pos } => {
+            Node::Like {
+                arg,
+                pattern,
+                negated,
+                exact,
+                compiled,
+                pos,
+            } => {
                 let v = self.eval(arg, row, Ty::Boolean)?;
                 if v.is_null() {
                     return Ok(Val::Null(Ty::Boolean));
@@ -296,11 +436,21 @@ impl Evaluator {
                 let matched = match (compiled, &p) {
                     (Some(c), _) => c.matches(text),
                     (None, Val::Str(ps)) => LikePattern::new(ps, !exact).matches(text),
-                    _ => return Err(FilterError::new(*pos, "right operand of \"LIKE\" expression is null")),
+                    _ => {
+                        return Err(FilterError::new(
+                            *pos,
+                            "right operand of \"LIKE\" expression is null",
+                        ))
+                    }
                 };
                 Ok(Val::Bool(matched != *negated))
             }
-            Node::Call { func, args, pos, regex } => functions::call(self, *func, args, row, *pos, regex.as_ref()),
+            Node::Call {
+                func,
+                args,
+                pos,
+                regex,
+            } => functions::call(self, *func, args, row, *pos, regex.as_ref()),
         }
     }
 }
@@ -311,7 +461,12 @@ fn unary(op: UnaryOp, v: Val<'_>, pos: usize) -> Result<Val<'_>, FilterError> {
         UnaryOp::Minus => "-",
         UnaryOp::Not => "~",
     };
-    let bad = |t: Ty| FilterError::new(pos, format!("cannot apply unary \"{sym}\" operator to \"{}\"", t.name()));
+    let bad = |t: Ty| {
+        FilterError::new(
+            pos,
+            format!("cannot apply unary \"{sym}\" operator to \"{}\"", t.name()),
+        )
+    };
     Ok(match (&v, op) {
         (Val::Null(t), _) => Val::Null(*t),
         (Val::Bool(b), UnaryOp::Not) => Val::Bool(!b),
@@ -334,11 +489,23 @@ fn div_zero(pos: usize) -> FilterError {
 }
 
 /// Applies a binary operator with the reference type derivation and NULL propagation.
-pub(crate) fn binary<'a>(op: BinOp, l: Val<'a>, r: Val<'a>, pos: usize) -> Result<Val<'a>, FilterError> {
+pub(crate) fn binary<'a>(
+    op: BinOp,
+    l: Val<'a>,
+    r: Val<'a>,
+    pos: usize,
+) -> Result<Val<'a>, FilterError> {
     let (lt, rt) = (l.ty(), r.ty());
     let conv = |v: &Val<'a>, t: Ty| v.convert(t).map_err(|m| FilterError::new(pos, m));
     match op {
-        BinOp::Mul | BinOp::Div | BinOp::Add | BinOp::Sub | BinOp::Mod | BinOp::BitAnd | BinOp::BitOr | BinOp::BitXor => {
+        BinOp::Mul
+        | BinOp::Div
+        | BinOp::Add
+        | BinOp::Sub
+        | BinOp::Mod
+        | BinOp::BitAnd
+        | BinOp::BitOr
+        | BinOp::BitXor => {
             let ty = match op {
                 BinOp::Mod | BinOp::BitAnd | BinOp::BitOr | BinOp::BitXor => derive_integer(lt, rt),
                 _ => derive_arithmetic(op == BinOp::Add, lt, rt),
@@ -365,19 +532,44 @@ pub(crate) fn binary<'a>(op: BinOp, l: Val<'a>, r: Val<'a>, pos: usize) -> Resul
             Ok(match l {
                 Val::Bool(b) => {
                     let v = i32::from(b);
-                    Val::Bool(if left { v.wrapping_shl(s) } else { v.wrapping_shr(s) } != 0)
+                    Val::Bool(
+                        if left {
+                            v.wrapping_shl(s)
+                        } else {
+                            v.wrapping_shr(s)
+                        } != 0,
+                    )
                 }
-                Val::I32(v) => Val::I32(if left { v.wrapping_shl(s) } else { v.wrapping_shr(s) }),
-                Val::I64(v) => Val::I64(if left { v.wrapping_shl(s) } else { v.wrapping_shr(s) }),
+                Val::I32(v) => Val::I32(if left {
+                    v.wrapping_shl(s)
+                } else {
+                    v.wrapping_shr(s)
+                }),
+                Val::I64(v) => Val::I64(if left {
+                    v.wrapping_shl(s)
+                } else {
+                    v.wrapping_shr(s)
+                }),
                 _ => {
                     return Err(FilterError::new(
                         pos,
-                        format!("cannot apply bit-shift \"{}\" operator to \"{}\"", op.symbol(), lt.name()),
+                        format!(
+                            "cannot apply bit-shift \"{}\" operator to \"{}\"",
+                            op.symbol(),
+                            lt.name()
+                        ),
                     ))
                 }
             })
         }
-        BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::Eq | BinOp::EqExact | BinOp::Ne | BinOp::NeExact => {
+        BinOp::Lt
+        | BinOp::Le
+        | BinOp::Gt
+        | BinOp::Ge
+        | BinOp::Eq
+        | BinOp::EqExact
+        | BinOp::Ne
+        | BinOp::NeExact => {
             let ty = derive_comparison(lt, rt).ok_or_else(|| type_err(pos, op.symbol(), lt, rt))?;
             if l.is_null() || r.is_null() {
                 return Ok(Val::Null(Ty::Boolean));
@@ -390,7 +582,9 @@ pub(crate) fn binary<'a>(op: BinOp, l: Val<'a>, r: Val<'a>, pos: usize) -> Resul
                 BinOp::NeExact => !equal_same(&a, &b, false),
                 _ => {
                     let c = compare_same(&a, &b, true);
-                    if matches!(a, Val::Dbl(x) | Val::Dec(x) if x.is_nan()) || matches!(b, Val::Dbl(x) | Val::Dec(x) if x.is_nan()) {
+                    if matches!(a, Val::Dbl(x) | Val::Dec(x) if x.is_nan())
+                        || matches!(b, Val::Dbl(x) | Val::Dec(x) if x.is_nan())
+                    {
                         false
                     } else {
                         match op {
@@ -407,7 +601,16 @@ pub(crate) fn binary<'a>(op: BinOp, l: Val<'a>, r: Val<'a>, pos: usize) -> Resul
 }
 
 fn arith<'a>(op: BinOp, a: Val<'a>, b: Val<'a>, pos: usize) -> Result<Val<'a>, FilterError> {
-    let bad = |t: Ty| FilterError::new(pos, format!("cannot apply \"{}\" operator to \"{}\"", op.symbol(), t.name()));
+    let bad = |t: Ty| {
+        FilterError::new(
+            pos,
+            format!(
+                "cannot apply \"{}\" operator to \"{}\"",
+                op.symbol(),
+                t.name()
+            ),
+        )
+    };
     Ok(match (a, b) {
         (Val::Bool(x), Val::Bool(y)) => Val::Bool(match op {
             BinOp::Mul | BinOp::BitAnd => x && y,
@@ -420,8 +623,14 @@ fn arith<'a>(op: BinOp, a: Val<'a>, b: Val<'a>, pos: usize) -> Result<Val<'a>, F
             BinOp::Mul => x.wrapping_mul(y),
             BinOp::Add => x.wrapping_add(y),
             BinOp::Sub => x.wrapping_sub(y),
-            BinOp::Div => x.checked_div(y).or_else(|| (y == -1).then(|| x.wrapping_neg())).ok_or_else(|| div_zero(pos))?,
-            BinOp::Mod => x.checked_rem(y).or_else(|| (y == -1).then_some(0)).ok_or_else(|| div_zero(pos))?,
+            BinOp::Div => x
+                .checked_div(y)
+                .or_else(|| (y == -1).then(|| x.wrapping_neg()))
+                .ok_or_else(|| div_zero(pos))?,
+            BinOp::Mod => x
+                .checked_rem(y)
+                .or_else(|| (y == -1).then_some(0))
+                .ok_or_else(|| div_zero(pos))?,
             BinOp::BitAnd => x & y,
             BinOp::BitOr => x | y,
             _ => x ^ y,
@@ -430,8 +639,14 @@ fn arith<'a>(op: BinOp, a: Val<'a>, b: Val<'a>, pos: usize) -> Result<Val<'a>, F
             BinOp::Mul => x.wrapping_mul(y),
             BinOp::Add => x.wrapping_add(y),
             BinOp::Sub => x.wrapping_sub(y),
-            BinOp::Div => x.checked_div(y).or_else(|| (y == -1).then(|| x.wrapping_neg())).ok_or_else(|| div_zero(pos))?,
-            BinOp::Mod => x.checked_rem(y).or_else(|| (y == -1).then_some(0)).ok_or_else(|| div_zero(pos))?,
+            BinOp::Div => x
+                .checked_div(y)
+                .or_else(|| (y == -1).then(|| x.wrapping_neg()))
+                .ok_or_else(|| div_zero(pos))?,
+            BinOp::Mod => x
+                .checked_rem(y)
+                .or_else(|| (y == -1).then_some(0))
+                .ok_or_else(|| div_zero(pos))?,
             BinOp::BitAnd => x & y,
             BinOp::BitOr => x | y,
             _ => x ^ y,

@@ -22,7 +22,9 @@
 
 use super::ast::Func;
 use super::eval::{binary, compile_regex, Evaluator, Node};
-use super::value::{derive_arithmetic, parse_datetime, parse_f64, is_integer_text, days_in_month, Ty, Val};
+use super::value::{
+    days_in_month, derive_arithmetic, is_integer_text, parse_datetime, parse_f64, Ty, Val,
+};
 use super::FilterError;
 use crate::metadata::dataset::Value;
 use std::borrow::Cow;
@@ -56,7 +58,8 @@ fn fold_aligned(s: &str) -> Cow<'_, str> {
 }
 
 fn char_index(s: &str, byte: usize) -> i32 {
-    s.get(..byte).map_or(-1, |p| i32::try_from(p.chars().count()).unwrap_or(i32::MAX))
+    s.get(..byte)
+        .map_or(-1, |p| i32::try_from(p.chars().count()).unwrap_or(i32::MAX))
 }
 
 /// Byte ranges of non-overlapping matches of `find` in `s`.
@@ -89,7 +92,10 @@ impl<'a> Args<'_, 'a> {
     }
 
     fn err<T>(&self, msg: impl AsRef<str>) -> Result<T, FilterError> {
-        Err(FilterError::new(self.pos, format!("\"{}\" function {}", self.name, msg.as_ref())))
+        Err(FilterError::new(
+            self.pos,
+            format!("\"{}\" function {}", self.name, msg.as_ref()),
+        ))
     }
 
     /// A String argument (NULL allowed); wrong type is an error.
@@ -97,7 +103,10 @@ impl<'a> Args<'_, 'a> {
         match self.get(i, Ty::String)? {
             Val::Str(s) => Ok(Some(s)),
             Val::Null(Ty::String) => Ok(None),
-            v => self.err(format!("{what} must be a string, not \"{}\"", v.ty().name())),
+            v => self.err(format!(
+                "{what} must be a string, not \"{}\"",
+                v.ty().name()
+            )),
         }
     }
 
@@ -125,7 +134,10 @@ impl<'a> Args<'_, 'a> {
     fn numeric(&self, i: usize, target: Ty) -> Result<Val<'a>, FilterError> {
         let v = self.get(i, target)?;
         if !v.ty().is_numeric() {
-            return self.err(format!("argument must be numeric, not \"{}\"", v.ty().name()));
+            return self.err(format!(
+                "argument must be numeric, not \"{}\"",
+                v.ty().name()
+            ));
         }
         Ok(v)
     }
@@ -139,15 +151,20 @@ impl<'a> Args<'_, 'a> {
                 Some(t) => Ok(Some(t)),
                 None => self.err(format!("{what}: cannot convert \"{s}\" to \"DateTime\"")),
             },
-            other => self.err(format!("{what} must be a date-time, not \"{}\"", other.ty().name())),
+            other => self.err(format!(
+                "{what} must be a date-time, not \"{}\"",
+                other.ty().name()
+            )),
         }
     }
 
     fn interval(&self, i: usize) -> Result<Interval, FilterError> {
         match self.string(i, "interval type")? {
             None => self.err("interval type is null"),
-            Some(s) => Interval::parse(&s)
-                .map_or_else(|| self.err(format!("time interval \"{s}\" is not recognized")), Ok),
+            Some(s) => Interval::parse(&s).map_or_else(
+                || self.err(format!("time interval \"{s}\" is not recognized")),
+                Ok,
+            ),
         }
     }
 }
@@ -180,7 +197,9 @@ impl Interval {
             ("Second", Interval::Second),
             ("Millisecond", Interval::Millisecond),
         ];
-        all.iter().find(|(n, _)| n.eq_ignore_ascii_case(s.trim())).map(|(_, i)| *i)
+        all.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(s.trim()))
+            .map(|(_, i)| *i)
     }
 
     fn unit_ticks(self) -> i64 {
@@ -208,7 +227,13 @@ pub(crate) fn call<'a>(
     pos: usize,
     regex: Option<&regex::Regex>,
 ) -> Result<Val<'a>, FilterError> {
-    let a = Args { ev, args, row, pos, name: func.name() };
+    let a = Args {
+        ev,
+        args,
+        row,
+        pos,
+        name: func.name(),
+    };
     match func {
         Func::Abs => Ok(match a.numeric(0, Ty::Double)? {
             Val::I32(v) => Val::I32(v.wrapping_abs()),
@@ -232,10 +257,17 @@ pub(crate) fn call<'a>(
         Func::Sqrt => Ok(match a.numeric(0, Ty::Double)? {
             Val::Null(t) => Val::Null(t),
             Val::Dec(v) => Val::Dec(v.sqrt()),
-            other => Val::Dbl(other.convert(Ty::Double).ok().and_then(|v| match v {
-                Val::Dbl(x) => Some(x),
-                _ => None,
-            }).unwrap_or(0.0).sqrt()),
+            other => Val::Dbl(
+                other
+                    .convert(Ty::Double)
+                    .ok()
+                    .and_then(|v| match v {
+                        Val::Dbl(x) => Some(x),
+                        _ => None,
+                    })
+                    .unwrap_or(0.0)
+                    .sqrt(),
+            ),
         }),
         Func::Power => {
             let base = a.numeric(0, Ty::Double)?;
@@ -289,7 +321,11 @@ pub(crate) fn call<'a>(
             let mut best = a.get(0, Ty::Boolean)?;
             for i in 1..args.len() {
                 let next = a.get(i, Ty::Boolean)?;
-                let op = if func == Func::MaxOf { super::ast::BinOp::Gt } else { super::ast::BinOp::Lt };
+                let op = if func == Func::MaxOf {
+                    super::ast::BinOp::Gt
+                } else {
+                    super::ast::BinOp::Lt
+                };
                 let better = binary(op, next.clone(), best.clone(), pos)?.truthy();
                 if better || (best.is_null() && !next.is_null()) {
                     best = next;
@@ -325,9 +361,17 @@ pub(crate) fn call<'a>(
             let src = a.string(0, "source value, first argument,")?;
             let test = a.string(1, "test value, second argument,")?;
             let ic = a.ignore_case(2)?;
-            let Some(src) = src else { return Ok(Val::Null(Ty::Boolean)) };
-            let Some(test) = test else { return Ok(Val::Bool(false)) };
-            let (s, t) = if ic { (fold_aligned(&src), fold_aligned(&test)) } else { (Cow::Borrowed(src.as_ref()), Cow::Borrowed(test.as_ref())) };
+            let Some(src) = src else {
+                return Ok(Val::Null(Ty::Boolean));
+            };
+            let Some(test) = test else {
+                return Ok(Val::Bool(false));
+            };
+            let (s, t) = if ic {
+                (fold_aligned(&src), fold_aligned(&test))
+            } else {
+                (Cow::Borrowed(src.as_ref()), Cow::Borrowed(test.as_ref()))
+            };
             Ok(Val::Bool(match func {
                 Func::Contains => s.contains(t.as_ref()),
                 Func::StartsWith => s.starts_with(t.as_ref()),
@@ -339,9 +383,15 @@ pub(crate) fn call<'a>(
             let Some(test) = a.string(1, "test value, second argument,")? else {
                 return a.err("test value, second argument, is null");
             };
-            let (nth, ic_at) = if func == Func::NthIndexOf { (a.int(2, "index value, third argument,")?, 3) } else { (0, 2) };
+            let (nth, ic_at) = if func == Func::NthIndexOf {
+                (a.int(2, "index value, third argument,")?, 3)
+            } else {
+                (0, 2)
+            };
             let ic = a.ignore_case(ic_at)?;
-            let Some(src) = src else { return Ok(Val::Null(Ty::Int32)) };
+            let Some(src) = src else {
+                return Ok(Val::Null(Ty::Int32));
+            };
             let m = matches(&src, &test, ic);
             let hit = match func {
                 Func::IndexOf => m.first().copied(),
@@ -359,7 +409,9 @@ pub(crate) fn call<'a>(
                     if nth >= 0 {
                         m.get(nth as usize).copied()
                     } else {
-                        m.len().checked_sub(nth.unsigned_abs() as usize).and_then(|i| m.get(i).copied())
+                        m.len()
+                            .checked_sub(nth.unsigned_abs() as usize)
+                            .and_then(|i| m.get(i).copied())
                     }
                 }
             };
@@ -369,7 +421,12 @@ pub(crate) fn call<'a>(
             Some(s) => Val::I32(i32::try_from(s.chars().count()).unwrap_or(i32::MAX)),
             None => Val::Null(Ty::Int32),
         }),
-        Func::Lower | Func::Upper | Func::Trim | Func::TrimLeft | Func::TrimRight | Func::Reverse => {
+        Func::Lower
+        | Func::Upper
+        | Func::Trim
+        | Func::TrimLeft
+        | Func::TrimRight
+        | Func::Reverse => {
             let Some(s) = a.string(0, "source value, first argument,")? else {
                 return Ok(Val::Null(Ty::String));
             };
@@ -391,7 +448,9 @@ pub(crate) fn call<'a>(
                 return a.err("replace value, third argument, is null");
             };
             let ic = a.ignore_case(3)?;
-            let Some(src) = src else { return Ok(Val::Null(Ty::String)) };
+            let Some(src) = src else {
+                return Ok(Val::Null(Ty::String));
+            };
             let m = matches(&src, &find, ic);
             if m.is_empty() {
                 return Ok(Val::Str(src));
@@ -413,10 +472,18 @@ pub(crate) fn call<'a>(
             };
             let index = a.int(2, "index value, third argument,")?;
             let ic = a.ignore_case(3)?;
-            let Some(src) = src else { return Ok(Val::Null(Ty::String)) };
+            let Some(src) = src else {
+                return Ok(Val::Null(Ty::String));
+            };
             let m = matches(&src, &delim, ic);
-            let Ok(index) = usize::try_from(index) else { return Ok(str_val("")) };
-            let start = if index == 0 { Some(0) } else { m.get(index - 1).map(|b| b + delim.len()) };
+            let Ok(index) = usize::try_from(index) else {
+                return Ok(str_val(""));
+            };
+            let start = if index == 0 {
+                Some(0)
+            } else {
+                m.get(index - 1).map(|b| b + delim.len())
+            };
             let end = m.get(index).copied().unwrap_or(src.len());
             Ok(match start {
                 Some(st) => str_val(src.get(st..end).unwrap_or("").to_owned()),
@@ -454,7 +521,9 @@ pub(crate) fn call<'a>(
             if !len_v.ty().is_integer() {
                 return a.err("length value, third argument, must be an integer type");
             }
-            let Some(src) = src else { return Ok(Val::Null(Ty::String)) };
+            let Some(src) = src else {
+                return Ok(Val::Null(Ty::String));
+            };
             let count = src.chars().count();
             let Ok(start) = usize::try_from(index) else {
                 return a.err("index value, second argument, is out of range");
@@ -466,7 +535,9 @@ pub(crate) fn call<'a>(
                 Some(n) if n >= 0 => usize::try_from(n).unwrap_or(usize::MAX),
                 _ => usize::MAX,
             };
-            Ok(str_val(src.chars().skip(start).take(take).collect::<String>()))
+            Ok(str_val(
+                src.chars().skip(start).take(take).collect::<String>(),
+            ))
         }
         Func::RegExMatch | Func::RegExVal => {
             let pattern = a.string(0, "expression value, first argument,")?;
@@ -497,14 +568,22 @@ pub(crate) fn call<'a>(
             if !add.ty().is_integer() {
                 return a.err("add value, second argument, must be an integer type");
             }
-            let Some(n) = add.as_int() else { return a.err("add value, second argument, is null") };
+            let Some(n) = add.as_int() else {
+                return a.err("add value, second argument, is null");
+            };
             let n = i64::from(n as i32);
             let interval = a.interval(2)?;
-            let Some(t) = src else { return Ok(Val::Null(Ty::DateTime)) };
+            let Some(t) = src else {
+                return Ok(Val::Null(Ty::DateTime));
+            };
             let out = match interval {
                 Interval::Year | Interval::Month => {
                     let (y, mo, d, h, mi, s, frac) = ticks::to_civil(t);
-                    let months = if interval == Interval::Year { n * 12 } else { n };
+                    let months = if interval == Interval::Year {
+                        n * 12
+                    } else {
+                        n
+                    };
                     let total = y * 12 + i64::from(mo) - 1 + months;
                     let (ny, nm) = (total.div_euclid(12), (total.rem_euclid(12) + 1) as u32);
                     if !(1..=9999).contains(&ny) {
@@ -514,7 +593,9 @@ pub(crate) fn call<'a>(
                         Some(ticks::from_civil(ny, nm, nd, h, mi, s, frac))
                     }
                 }
-                other => n.checked_mul(other.unit_ticks()).and_then(|dt| t.checked_add(dt)),
+                other => n
+                    .checked_mul(other.unit_ticks())
+                    .and_then(|dt| t.checked_add(dt)),
             };
             match out.filter(|v| (0..=MAX_TICKS).contains(v)) {
                 Some(v) => Ok(Val::Dt(v)),
@@ -525,7 +606,9 @@ pub(crate) fn call<'a>(
             let l = a.datetime(0, "left value, first argument,")?;
             let r = a.datetime(1, "right value, second argument,")?;
             let interval = a.interval(2)?;
-            let (Some(l), Some(r)) = (l, r) else { return Ok(Val::Null(Ty::Int32)) };
+            let (Some(l), Some(r)) = (l, r) else {
+                return Ok(Val::Null(Ty::Int32));
+            };
             let diff = match interval {
                 Interval::Year | Interval::Month => {
                     let (ly, lm, ..) = ticks::to_civil(l);
@@ -538,12 +621,16 @@ pub(crate) fn call<'a>(
                 }
                 other => (r - l) / other.unit_ticks(),
             };
-            Ok(Val::I32(diff.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32))
+            Ok(Val::I32(
+                diff.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32,
+            ))
         }
         Func::DatePart => {
             let src = a.datetime(0, "source value, first argument,")?;
             let interval = a.interval(1)?;
-            let Some(t) = src else { return Ok(Val::Null(Ty::Int32)) };
+            let Some(t) = src else {
+                return Ok(Val::Null(Ty::Int32));
+            };
             let (y, mo, d, h, mi, s, frac) = ticks::to_civil(t);
             let days = ticks::days_from_civil(y, mo, d);
             let v = match interval {

@@ -48,8 +48,8 @@ pub(crate) enum Tok {
 
 /// Operators and punctuation, longest first so that prefix matching picks `!==` before `!=`.
 const PUNCTS: &[&str] = &[
-    "===", "!==", "<<", ">>", "<=", ">=", "==", "!=", "<>", "&&", "||", "(", ")", ",", ";", "+", "-",
-    "*", "/", "%", "&", "|", "^", "~", "!", "<", ">", "=",
+    "===", "!==", "<<", ">>", "<=", ">=", "==", "!=", "<>", "&&", "||", "(", ")", ",", ";", "+",
+    "-", "*", "/", "%", "&", "|", "^", "~", "!", "<", ">", "=",
 ];
 
 const fn is_acronym_char(b: u8) -> bool {
@@ -230,7 +230,10 @@ pub(crate) fn tokenize(text: &str) -> Result<Vec<Token>, FilterError> {
                     Some(0) => return Err(FilterError::new(start, "empty quoted identifier")),
                     Some(end) => {
                         let name = rest.get(..end).unwrap_or("").to_owned();
-                        out.push(Token { kind: Tok::QuotedIdent(name), pos: start });
+                        out.push(Token {
+                            kind: Tok::QuotedIdent(name),
+                            pos: start,
+                        });
                         i += end + 2;
                     }
                     None => {
@@ -246,7 +249,10 @@ pub(crate) fn tokenize(text: &str) -> Result<Vec<Token>, FilterError> {
                 match dt {
                     Some(end) if end + 2 > key => {
                         let inner = rest.get(..end).unwrap_or("").to_owned();
-                        out.push(Token { kind: Tok::DateTime(inner), pos: start });
+                        out.push(Token {
+                            kind: Tok::DateTime(inner),
+                            pos: start,
+                        });
                         i += end + 2;
                         continue;
                     }
@@ -311,21 +317,33 @@ pub(crate) fn tokenize(text: &str) -> Result<Vec<Token>, FilterError> {
                     Some(_) => p += 1,
                 }
             }
-            out.push(Token { kind: Tok::Str(value), pos: start });
+            out.push(Token {
+                kind: Tok::Str(value),
+                pos: start,
+            });
             i = p;
             continue;
         }
 
         let rest = text.get(i..).unwrap_or("");
         if let Some(p) = PUNCTS.iter().find(|p| rest.starts_with(**p)) {
-            out.push(Token { kind: Tok::Punct(p), pos: start });
+            out.push(Token {
+                kind: Tok::Punct(p),
+                pos: start,
+            });
             i += p.len();
             continue;
         }
         let ch = rest.chars().next().unwrap_or('?');
-        return Err(FilterError::new(start, format!("unexpected character '{}'", ch.escape_default())));
+        return Err(FilterError::new(
+            start,
+            format!("unexpected character '{}'", ch.escape_default()),
+        ));
     }
-    out.push(Token { kind: Tok::Eof, pos: s.len() });
+    out.push(Token {
+        kind: Tok::Eof,
+        pos: s.len(),
+    });
     Ok(out)
 }
 
@@ -343,8 +361,14 @@ mod tests {
             kinds("PPA:12"),
             vec![Tok::MeasurementKey("PPA:12".into()), Tok::Eof]
         );
-        assert!(matches!(kinds("'0123456789abcdef0123456789abcdef'")[0], Tok::Guid(_)));
-        assert!(matches!(kinds("{01234567-89ab-cdef-0123-456789abcdef}")[0], Tok::Guid(_)));
+        assert!(matches!(
+            kinds("'0123456789abcdef0123456789abcdef'")[0],
+            Tok::Guid(_)
+        ));
+        assert!(matches!(
+            kinds("{01234567-89ab-cdef-0123-456789abcdef}")[0],
+            Tok::Guid(_)
+        ));
         assert_eq!(kinds("'ab''c'")[0], Tok::Str("ab'c".into()));
         assert_eq!(kinds("12")[0], Tok::Integer("12".into()));
         assert_eq!(kinds("1.5e3")[0], Tok::Numeric("1.5e3".into()));

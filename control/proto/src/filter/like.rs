@@ -26,10 +26,18 @@ pub(crate) struct LikePattern {
 
 impl LikePattern {
     pub fn new(pattern: &str, ignore_case: bool) -> Self {
-        let p: Cow<'_, str> = if ignore_case { fold(pattern) } else { Cow::Borrowed(pattern) };
+        let p: Cow<'_, str> = if ignore_case {
+            fold(pattern)
+        } else {
+            Cow::Borrowed(pattern)
+        };
         let is_wild = |c: char| c == '%' || c == '*';
         Self {
-            segments: p.split(is_wild).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+            segments: p
+                .split(is_wild)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
             anchored_start: !p.starts_with(is_wild),
             anchored_end: !p.ends_with(is_wild),
             ignore_case,
@@ -37,7 +45,11 @@ impl LikePattern {
     }
 
     pub fn matches(&self, text: &str) -> bool {
-        let t: Cow<'_, str> = if self.ignore_case { fold(text) } else { Cow::Borrowed(text) };
+        let t: Cow<'_, str> = if self.ignore_case {
+            fold(text)
+        } else {
+            Cow::Borrowed(text)
+        };
         let mut rest: &str = &t;
         let n = self.segments.len();
         if n == 0 {

@@ -69,7 +69,10 @@ pub struct FilterError {
 
 impl FilterError {
     pub(crate) fn new(offset: usize, message: impl Into<String>) -> Self {
-        Self { offset, message: message.into() }
+        Self {
+            offset,
+            message: message.into(),
+        }
     }
 
     /// Byte offset in the expression text.
@@ -236,7 +239,8 @@ impl FilterExpression {
         let mut out = Vec::new();
         let mut seen = HashSet::new();
         let mut index = IdIndex::default();
-        let count = |pred: fn(&Statement) -> bool| self.statements.iter().filter(|s| pred(s)).count();
+        let count =
+            |pred: fn(&Statement) -> bool| self.statements.iter().filter(|s| pred(s)).count();
         let many_guids = count(|s| matches!(s, Statement::SignalId(_))) > INDEX_THRESHOLD;
         let many_keys = count(|s| matches!(s, Statement::MeasurementKey(_))) > INDEX_THRESHOLD;
         let many_tags = count(|s| matches!(s, Statement::PointTag(_))) > INDEX_THRESHOLD;
@@ -250,17 +254,33 @@ impl FilterExpression {
                 }
                 Statement::MeasurementKey(k) if is_primary => {
                     let col = table.column_index("ID");
-                    first_match(table, col, many_keys, &mut index.by_key, text_key, value::fold(k).into_owned())
-                        .into_iter()
-                        .collect()
+                    first_match(
+                        table,
+                        col,
+                        many_keys,
+                        &mut index.by_key,
+                        text_key,
+                        value::fold(k).into_owned(),
+                    )
+                    .into_iter()
+                    .collect()
                 }
                 Statement::PointTag(t) if is_primary => {
                     let col = table.column_index("PointTag");
-                    first_match(table, col, many_tags, &mut index.by_tag, text_key, value::fold(t).into_owned())
-                        .into_iter()
-                        .collect()
+                    first_match(
+                        table,
+                        col,
+                        many_tags,
+                        &mut index.by_tag,
+                        text_key,
+                        value::fold(t).into_owned(),
+                    )
+                    .into_iter()
+                    .collect()
                 }
-                Statement::Expression(e) if is_primary => run_where(table, e, -1, &[], ctx, budget)?,
+                Statement::Expression(e) if is_primary => {
+                    run_where(table, e, -1, &[], ctx, budget)?
+                }
                 Statement::Filter(f) if f.table.eq_ignore_ascii_case(&table.name) => {
                     run_filter(table, f, ctx, budget)?
                 }
@@ -315,7 +335,10 @@ fn run_filter(
         let idx = table.column_index(&t.column).ok_or_else(|| {
             FilterError::new(
                 t.pos,
-                format!("failed to find order by column \"{}\" in table \"{}\"", t.column, table.name),
+                format!(
+                    "failed to find order by column \"{}\" in table \"{}\"",
+                    t.column, table.name
+                ),
             )
         })?;
         terms.push((idx, t.descending, t.exact));
@@ -334,7 +357,10 @@ fn run_where(
     let (node, nodes) = eval::bind(expr, table)?;
     let work = (nodes as u64).saturating_mul(table.len() as u64);
     *budget = budget.checked_sub(work).ok_or_else(|| {
-        FilterError::new(expr.pos, "filter expression is too expensive to evaluate over this table")
+        FilterError::new(
+            expr.pos,
+            "filter expression is too expensive to evaluate over this table",
+        )
     })?;
     let ev = Evaluator { ctx: *ctx };
     let limit = usize::try_from(top).ok();
@@ -419,9 +445,15 @@ mod tests {
         assert!(parse(&text).unwrap_err().message().contains("nesting"));
         let text = format!("x = {}", "-".repeat(10_000));
         assert!(parse(&text).is_err());
-        let text = (0..2000).map(|i| i.to_string()).collect::<Vec<_>>().join(" + ");
+        let text = (0..2000)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(" + ");
         assert!(parse(&text).is_err());
-        let text = (0..5000).map(|i| format!("ID = {i}")).collect::<Vec<_>>().join(" OR ");
+        let text = (0..5000)
+            .map(|i| format!("ID = {i}"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
         assert!(parse(&text).is_ok());
     }
 }

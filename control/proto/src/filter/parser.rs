@@ -33,17 +33,29 @@ fn depth_of(e: &Expr) -> usize {
     1 + match &e.kind {
         ExprKind::Literal(_) | ExprKind::Column(_) => 0,
         ExprKind::Unary(_, a) | ExprKind::IsNull { arg: a, .. } => a.depth,
-        ExprKind::Binary(_, a, b) | ExprKind::Like { arg: a, pattern: b, .. } => a.depth.max(b.depth),
+        ExprKind::Binary(_, a, b)
+        | ExprKind::Like {
+            arg: a, pattern: b, ..
+        } => a.depth.max(b.depth),
         ExprKind::Logical { args, .. } | ExprKind::Call(_, args) => {
             args.iter().map(|x| x.depth).max().unwrap_or(0)
         }
-        ExprKind::In { arg, list, .. } => list.iter().map(|x| x.depth).max().unwrap_or(0).max(arg.depth),
+        ExprKind::In { arg, list, .. } => list
+            .iter()
+            .map(|x| x.depth)
+            .max()
+            .unwrap_or(0)
+            .max(arg.depth),
     }
 }
 
 impl Parser {
     pub fn new(toks: Vec<Token>) -> Self {
-        Self { toks, at: 0, depth: 0 }
+        Self {
+            toks,
+            at: 0,
+            depth: 0,
+        }
     }
 
     fn peek(&self) -> &Tok {
@@ -55,7 +67,10 @@ impl Parser {
     }
 
     fn pos(&self) -> usize {
-        self.toks.get(self.at).or(self.toks.last()).map_or(0, |t| t.pos)
+        self.toks
+            .get(self.at)
+            .or(self.toks.last())
+            .map_or(0, |t| t.pos)
     }
 
     fn bump(&mut self) {
@@ -111,7 +126,10 @@ impl Parser {
     #[cold]
     #[inline(never)]
     fn expected<T>(&self, what: &str) -> Result<T, FilterError> {
-        Err(FilterError::new(self.pos(), format!("expected {what}, found {}", self.describe())))
+        Err(FilterError::new(
+            self.pos(),
+            format!("expected {what}, found {}", self.describe()),
+        ))
     }
 
     #[cold]
@@ -121,10 +139,17 @@ impl Parser {
     }
 
     fn node(&self, kind: ExprKind, pos: usize) -> Result<Expr, FilterError> {
-        let mut e = Expr { kind, pos, depth: 0 };
+        let mut e = Expr {
+            kind,
+            pos,
+            depth: 0,
+        };
         e.depth = depth_of(&e);
         if e.depth > MAX_DEPTH {
-            return Err(FilterError::new(pos, format!("expression nesting exceeds {MAX_DEPTH} levels")));
+            return Err(FilterError::new(
+                pos,
+                format!("expression nesting exceeds {MAX_DEPTH} levels"),
+            ));
         }
         Ok(e)
     }
@@ -196,7 +221,8 @@ impl Parser {
             self.bump();
             let n = parse_int_text(&text)
                 .filter(|v| *v <= i64::MAX as u128)
-                .ok_or_else(|| FilterError::new(pos, "TOP limit out of range"))? as i64;
+                .ok_or_else(|| FilterError::new(pos, "TOP limit out of range"))?
+                as i64;
             top = if negative { -n } else { n };
         }
         let table_pos = self.pos();
@@ -230,13 +256,24 @@ impl Parser {
                     self.eat_kw("ASC");
                     false
                 };
-                order_by.push(OrderTerm { column, pos, descending, exact });
+                order_by.push(OrderTerm {
+                    column,
+                    pos,
+                    descending,
+                    exact,
+                });
                 if !self.eat_punct(",") {
                     break;
                 }
             }
         }
-        Ok(Statement::Filter(FilterStatement { table, table_pos, top, where_, order_by }))
+        Ok(Statement::Filter(FilterStatement {
+            table,
+            table_pos,
+            top,
+            where_,
+            order_by,
+        }))
     }
 
     pub fn expression(&mut self) -> Result<Expr, FilterError> {
@@ -248,7 +285,11 @@ impl Parser {
 
     fn logical(&mut self, and: bool) -> Result<Expr, FilterError> {
         let pos = self.pos();
-        let first = if and { self.not_expr()? } else { self.logical(true)? };
+        let first = if and {
+            self.not_expr()?
+        } else {
+            self.logical(true)?
+        };
         let mut args = vec![first];
         loop {
             let hit = if and {
@@ -259,10 +300,18 @@ impl Parser {
             if !hit {
                 break;
             }
-            args.push(if and { self.not_expr()? } else { self.logical(true)? });
+            args.push(if and {
+                self.not_expr()?
+            } else {
+                self.logical(true)?
+            });
         }
         if args.len() == 1 {
-            return Ok(args.pop().unwrap_or(Expr { kind: ExprKind::Literal(Lit::Null), pos, depth: 1 }));
+            return Ok(args.pop().unwrap_or(Expr {
+                kind: ExprKind::Literal(Lit::Null),
+                pos,
+                depth: 1,
+            }));
         }
         self.node(ExprKind::Logical { and, args }, pos)
     }
@@ -290,7 +339,12 @@ impl Parser {
     fn predicate(&mut self) -> Result<Expr, FilterError> {
         let pos = self.pos();
         let mut left = self.equality()?;
-        while self.is_kw("IS") || self.is_kw("IN") || self.is_kw("LIKE") || self.is_kw("NOT") || self.is_punct("!") {
+        while self.is_kw("IS")
+            || self.is_kw("IN")
+            || self.is_kw("LIKE")
+            || self.is_kw("NOT")
+            || self.is_punct("!")
+        {
             match self.predicate_suffix(left, pos)? {
                 (e, true) => left = e,
                 (e, false) => return Ok(e),
@@ -308,9 +362,19 @@ impl Parser {
             if !self.eat_kw("NULL") {
                 return self.expected("NULL after IS");
             }
-            return Ok((self.node(ExprKind::IsNull { arg: Box::new(left), negated }, pos)?, true));
+            return Ok((
+                self.node(
+                    ExprKind::IsNull {
+                        arg: Box::new(left),
+                        negated,
+                    },
+                    pos,
+                )?,
+                true,
+            ));
         }
-        let negated = (self.is_kw("NOT") || self.is_punct("!")) && (self.is_kw_at(1, "IN") || self.is_kw_at(1, "LIKE"));
+        let negated = (self.is_kw("NOT") || self.is_punct("!"))
+            && (self.is_kw_at(1, "IN") || self.is_kw_at(1, "LIKE"));
         if negated {
             self.bump();
         }
@@ -326,7 +390,18 @@ impl Parser {
             if !self.eat_punct(")") {
                 return self.expected("')' to close IN list");
             }
-            Ok((self.node(ExprKind::In { arg: Box::new(left), list, negated, exact }, pos)?, true))
+            Ok((
+                self.node(
+                    ExprKind::In {
+                        arg: Box::new(left),
+                        list,
+                        negated,
+                        exact,
+                    },
+                    pos,
+                )?,
+                true,
+            ))
         } else if self.eat_kw("LIKE") {
             let exact = self.exact_modifier();
             self.enter()?;
@@ -334,7 +409,15 @@ impl Parser {
             self.leave();
             let pattern = pattern?;
             Ok((
-                self.node(ExprKind::Like { arg: Box::new(left), pattern: Box::new(pattern), negated, exact }, pos)?,
+                self.node(
+                    ExprKind::Like {
+                        arg: Box::new(left),
+                        pattern: Box::new(pattern),
+                        negated,
+                        exact,
+                    },
+                    pos,
+                )?,
                 true,
             ))
         } else {
@@ -438,7 +521,8 @@ impl Parser {
         let kind = match tok {
             Tok::Integer(text) => {
                 self.bump();
-                lit(integer_literal(&text).ok_or_else(|| FilterError::new(pos, "invalid integer literal"))?)
+                lit(integer_literal(&text)
+                    .ok_or_else(|| FilterError::new(pos, "invalid integer literal"))?)
             }
             Tok::Numeric(text) => {
                 self.bump();
@@ -446,7 +530,11 @@ impl Parser {
                     .parse()
                     .map_err(|_| FilterError::new(pos, "invalid numeric literal"))?;
                 // Scientific notation is Double, plain reals are Decimal (reference rule).
-                lit(if text.contains(['e', 'E']) { Lit::Double(v) } else { Lit::Decimal(v) })
+                lit(if text.contains(['e', 'E']) {
+                    Lit::Double(v)
+                } else {
+                    Lit::Decimal(v)
+                })
             }
             Tok::Str(s) => {
                 self.bump();
@@ -454,8 +542,9 @@ impl Parser {
             }
             Tok::DateTime(s) => {
                 self.bump();
-                let t = parse_datetime(&s)
-                    .ok_or_else(|| FilterError::new(pos, format!("invalid date-time literal #{s}#")))?;
+                let t = parse_datetime(&s).ok_or_else(|| {
+                    FilterError::new(pos, format!("invalid date-time literal #{s}#"))
+                })?;
                 lit(Lit::DateTime(t))
             }
             Tok::Guid(g) => {
@@ -467,7 +556,9 @@ impl Parser {
                 ExprKind::Column(name)
             }
             Tok::Word(w) => {
-                if let Some(func) = Func::from_name(&w).filter(|_| matches!(self.peek_at(1), Tok::Punct("("))) {
+                if let Some(func) =
+                    Func::from_name(&w).filter(|_| matches!(self.peek_at(1), Tok::Punct("(")))
+                {
                     return self.call(func, pos);
                 } else if w.eq_ignore_ascii_case("TRUE") || w.eq_ignore_ascii_case("FALSE") {
                     self.bump();
@@ -530,7 +621,13 @@ fn arity_error(func: Func, got: usize, pos: usize) -> FilterError {
     } else {
         format!("{min} or {max} arguments")
     };
-    FilterError::new(pos, format!("function \"{}\" expects {expected}, received {got}", func.name()))
+    FilterError::new(
+        pos,
+        format!(
+            "function \"{}\" expects {expected}, received {got}",
+            func.name()
+        ),
+    )
 }
 
 /// Parses decimal or `0x` hexadecimal integer text.

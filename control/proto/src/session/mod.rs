@@ -5,4 +5,7 @@ pub mod publisher;
 pub mod subscriber;
 
 pub use publisher::{PublisherOutput, PublisherSession, PublisherSessionConfig};
-pub use subscriber::{ReceivedMeasurement, SubscriberEvent, SubscriberSession, SubscriberSessionConfig};
+pub use subscriber::{
+    ReceivedMeasurement, SubscriberEvent, SubscriberOutput, SubscriberSession,
+    SubscriberSessionConfig,
+};

@@ -80,8 +80,8 @@ enum CacheState {
     /// Cache `index` sent, awaiting 0x0A; `queued` is a newer subscription to send after it.
     AwaitingConfirm {
         index: u8,
-        pending: Pending,
-        queued: Option<Pending>,
+        pending: Box<Pending>,
+        queued: Option<Box<Pending>>,
     },
     /// Cache `index` confirmed and routed.
     Active { index: u8 },
@@ -189,7 +189,9 @@ impl PublisherSession {
         }
         match command {
             Command::DefineOperationalModes(modes) => self.define_modes(modes),
-            Command::MetadataRefresh { filters } => self.metadata_refresh(filters, catalog, now_ticks),
+            Command::MetadataRefresh { filters } => {
+                self.metadata_refresh(filters, catalog, now_ticks)
+            }
             Command::Subscribe {
                 flags,
                 connection_string,
@@ -215,17 +217,18 @@ impl PublisherSession {
                 cmd::ROTATE_CIPHER_KEYS,
                 "cipher keys are not in use: this session has no encrypted data channel",
             ),
-            Command::User { code, data } => self.out.push_back(PublisherOutput::UserCommand { code, data }),
+            Command::User { code, data } => self
+                .out
+                .push_back(PublisherOutput::UserCommand { code, data }),
             Command::ConfirmNotification(_)
             | Command::ConfirmBufferBlock(_)
             | Command::ConfirmUpdateBaseTimes
             | Command::ConfirmUpdateCipherKeys => {}
             Command::GetPrimaryMetadataSchema
             | Command::GetSignalSelectionSchema
-            | Command::Unknown { .. } => self.fail(
-                code,
-                &format!("unrecognized server command 0x{code:02X}"),
-            ),
+            | Command::Unknown { .. } => {
+                self.fail(code, &format!("unrecognized server command 0x{code:02X}"))
+            }
         }
     }
 
@@ -253,8 +256,16 @@ impl PublisherSession {
             "STTP v{version} client connection accepted: {} data packets, {} strings{}{}",
             if modes.use_tssc() { "TSSC" } else { "compact" },
             encoding_name(self.encoding),
-            if modes.gzip_metadata() { ", gzip metadata" } else { "" },
-            if modes.gzip_signal_index_cache() { ", gzip signal index cache" } else { "" },
+            if modes.gzip_metadata() {
+                ", gzip metadata"
+            } else {
+                ""
+            },
+            if modes.gzip_signal_index_cache() {
+                ", gzip signal index cache"
+            } else {
+                ""
+            },
         );
         self.out.push_back(PublisherOutput::Log(message.clone()));
         self.succeed(cmd::DEFINE_OPERATIONAL_MODES, &message);
@@ -283,7 +294,10 @@ impl PublisherSession {
                         }
                     }
                     Err(e) => {
-                        return self.fail(cmd::METADATA_REFRESH, &format!("metadata filter rejected: {e}"))
+                        return self.fail(
+                            cmd::METADATA_REFRESH,
+                            &format!("metadata filter rejected: {e}"),
+                        )
                     }
                 }
             }
@@ -299,7 +313,11 @@ impl PublisherSession {
                 self.install(pending);
                 let message = format!(
                     "Client subscribed using {} over TCP with {signals} signals.",
-                    if self.modes.use_tssc() { "TSSC compression" } else { "compact format" },
+                    if self.modes.use_tssc() {
+                        "TSSC compression"
+                    } else {
+                        "compact format"
+                    },
                 );
                 self.out.push_back(PublisherOutput::Log(message.clone()));
                 self.succeed(cmd::SUBSCRIBE, &message);
@@ -319,7 +337,8 @@ impl PublisherSession {
             return Err("synchronized subscriptions are obsolete and not supported".into());
         }
         let cs = ConnectionString::parse(text).map_err(|e| e.failed_message())?;
-        let settings = SubscriptionSettings::from_connection_string(&cs).map_err(|e| e.failed_message())?;
+        let settings =
+            SubscriptionSettings::from_connection_string(&cs).map_err(|e| e.failed_message())?;
         if settings.data_channel.is_some() {
             return Err("UDP data channel (dataChannel) is not supported by this publisher yet; subscribe without it to receive data over TCP".into());
         }
@@ -361,13 +380,13 @@ impl PublisherSession {
             return;
         }
         match &mut self.cache {
-            CacheState::AwaitingConfirm { queued, .. } => *queued = Some(pending),
+            CacheState::AwaitingConfirm { queued, .. } => *queued = Some(Box::new(pending)),
             _ => {
                 let index = self.current_index ^ 1;
                 self.send_cache(&pending.cache, index);
                 self.cache = CacheState::AwaitingConfirm {
                     index,
-                    pending,
+                    pending: Box::new(pending),
                     queued: None,
                 };
             }
@@ -384,17 +403,18 @@ impl PublisherSession {
             } => {
                 self.current_index = index;
                 if self.subscribed {
-                    self.activate(pending, index);
+                    self.activate(*pending, index);
                 }
                 self.cache = CacheState::Active { index };
                 if let Some(next) = queued {
-                    self.install(next);
+                    self.install(*next);
                 }
             }
             other => {
                 self.cache = other;
-                self.out
-                    .push_back(PublisherOutput::Log("unexpected signal index cache confirmation ignored".into()));
+                self.out.push_back(PublisherOutput::Log(
+                    "unexpected signal index cache confirmation ignored".into(),
+                ));
             }
         }
     }
@@ -420,9 +440,16 @@ impl PublisherSession {
 
     fn bad_command(&mut self, code: u8, e: &ProtoError) {
         self.bad_commands += 1;
-        self.fail(code, &format!("malformed command 0x{code:02X}: {}", e.failed_message()));
+        self.fail(
+            code,
+            &format!("malformed command 0x{code:02X}: {}", e.failed_message()),
+        );
         if self.bad_commands >= MAX_BAD_COMMANDS {
-            self.close(format!("{} malformed commands; last: {}", self.bad_commands, e.failed_message()));
+            self.close(format!(
+                "{} malformed commands; last: {}",
+                self.bad_commands,
+                e.failed_message()
+            ));
         }
     }
 

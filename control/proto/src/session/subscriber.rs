@@ -16,7 +16,7 @@ use crate::metadata::{xml, DataSet};
 use crate::opmodes::OperationalModes;
 use crate::response::{code as rsp, decode_message, decode_responses};
 use crate::sic::SignalIndexCache;
-use crate::{command::code as cmd, gzip};
+use crate::{command::code as cmd, gzip, payloads};
 use std::collections::VecDeque;
 use sttp_wire::compact::{self, BaseTimes, CompactOptions};
 use sttp_wire::packet::DataPacketHeader;
@@ -119,7 +119,11 @@ pub enum SubscriberEvent {
     /// Notify (0x89) text.
     Notification(String),
     /// UserResponse (0xE0–0xEF).
-    UserResponse { code: u8, command: u8, data: Vec<u8> },
+    UserResponse {
+        code: u8,
+        command: u8,
+        data: Vec<u8>,
+    },
     /// A publisher byte sequence that could not be used; the session goes on.
     ProtocolWarning(String),
 }
@@ -289,26 +293,22 @@ impl SubscriberSession {
                 Ok(b) => self.base_times = Some(b),
                 Err(e) => self.warn(format!("bad UpdateBaseTimes: {e}")),
             },
-            rsp::DATA_START_TIME => match payload.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
-                Some(b) => self.event(SubscriberEvent::DataStartTime(i64::from_be_bytes(b))),
-                None => self.warn("bad DataStartTime: payload shorter than 8 bytes".into()),
+            rsp::DATA_START_TIME => match payloads::decode_data_start_time(payload) {
+                Ok(ticks) => self.event(SubscriberEvent::DataStartTime(ticks)),
+                Err(e) => self.warn(format!("bad DataStartTime: {}", e.failed_message())),
             },
             rsp::PROCESSING_COMPLETE => {
                 let text = decode_message(payload, self.config.encoding);
                 self.event(SubscriberEvent::ProcessingComplete(text));
             }
-            rsp::NOTIFY => {
-                // i32 hash + message; confirm with the same 4 bytes (wire.md §9).
-                match payload.get(..4) {
-                    Some(hash) => {
-                        let hash = i32::from_be_bytes([hash[0], hash[1], hash[2], hash[3]]);
-                        let text = decode_message(payload.get(4..).unwrap_or_default(), self.config.encoding);
-                        self.send(&Command::ConfirmNotification(hash));
-                        self.event(SubscriberEvent::Notification(text));
-                    }
-                    None => self.warn("bad Notify: payload shorter than 4 bytes".into()),
+            rsp::NOTIFY => match payloads::Notification::decode(payload, self.config.encoding) {
+                // Confirm with the same hash (wire.md §9).
+                Ok(n) => {
+                    self.send(&Command::ConfirmNotification(n.hash));
+                    self.event(SubscriberEvent::Notification(n.message));
                 }
-            }
+                Err(e) => self.warn(format!("bad Notify: {}", e.failed_message())),
+            },
             rsp::CONFIGURATION_CHANGED => self.event(SubscriberEvent::ConfigurationChanged),
             rsp::NO_OP => {}
             0xE0..=0xEF => self.event(SubscriberEvent::UserResponse {
@@ -316,9 +316,9 @@ impl SubscriberSession {
                 command,
                 data: payload.to_vec(),
             }),
-            rsp::UPDATE_CIPHER_KEYS | rsp::BUFFER_BLOCK => {
-                self.warn(format!("response 0x{code:02X} is not supported by this subscriber; ignored"))
-            }
+            rsp::UPDATE_CIPHER_KEYS | rsp::BUFFER_BLOCK => self.warn(format!(
+                "response 0x{code:02X} is not supported by this subscriber; ignored"
+            )),
             other => self.warn(format!("unknown response code 0x{other:02X} ignored")),
         }
     }
@@ -387,12 +387,19 @@ impl SubscriberSession {
         };
         if header.flags & sttp_wire::packet::flags::CIPHER_INDEX != 0 {
             self.stats.dropped_packets += 1;
-            return self.warn("encrypted data packet received but no cipher keys are in use".into());
+            return self
+                .warn("encrypted data packet received but no cipher keys are in use".into());
         }
-        let slot_index = if self.modes.version() > 1 { header.cache_index() } else { 0 };
+        let slot_index = if self.modes.version() > 1 {
+            header.cache_index()
+        } else {
+            0
+        };
         let Some(slot) = self.slots.get_mut(slot_index).and_then(Option::as_mut) else {
             self.stats.dropped_packets += 1;
-            return self.warn(format!("data packet for empty signal index cache slot {slot_index} dropped"));
+            return self.warn(format!(
+                "data packet for empty signal index cache slot {slot_index} dropped"
+            ));
         };
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
@@ -409,7 +416,8 @@ impl SubscriberSession {
                 millisecond_resolution: self.config.settings.use_millisecond_resolution,
             };
             let count = usize::try_from(header.count).unwrap_or(0);
-            compact::decode(body, count, opts, self.base_times.as_ref(), &mut scratch).map(|()| None)
+            compact::decode(body, count, opts, self.base_times.as_ref(), &mut scratch)
+                .map(|()| None)
         };
         let mut delivered = Vec::with_capacity(scratch.len());
         let mut unknown = 0u64;

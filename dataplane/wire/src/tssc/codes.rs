@@ -87,9 +87,18 @@ mod tests {
     #[test]
     fn class_matches_the_ladder_at_every_boundary() {
         for shift in 0..32 {
-            for x in [(1u32 << shift) - 1, 1 << shift, (1u32 << shift) + 1, u32::MAX >> shift] {
+            for x in [
+                (1u32 << shift) - 1,
+                1 << shift,
+                (1u32 << shift) + 1,
+                u32::MAX >> shift,
+            ] {
                 for allow in [false, true] {
-                    assert_eq!(xor_class(x, allow), ladder(x, allow), "x={x:#x} allow_28={allow}");
+                    assert_eq!(
+                        xor_class(x, allow),
+                        ladder(x, allow),
+                        "x={x:#x} allow_28={allow}"
+                    );
                 }
             }
         }

@@ -16,44 +16,51 @@ pub(crate) fn put_u32(out: &mut Vec<u8>, v: u32) {
         return;
     }
     let mut buf = [0u8; 5];
-    let mut n = 0;
+    let mut n = 5;
     let mut rest = v;
-    for slot in buf.iter_mut().take(4) {
+    for (i, slot) in buf.iter_mut().enumerate() {
+        if i == 4 {
+            // Fifth byte: the top 4 bits, raw.
+            *slot = rest as u8;
+            break;
+        }
         if rest < 0x80 {
             *slot = rest as u8;
-            n += 1;
-            out.extend_from_slice(buf.get(..n).unwrap_or_default());
-            return;
+            n = i + 1;
+            break;
         }
         *slot = (rest as u8) | 0x80;
         rest >>= 7;
-        n += 1;
     }
-    // Fifth byte: the top 4 bits, raw.
-    buf[4] = rest as u8;
+    // Fixed-size append plus trim: no variable-length copy.
+    let len = out.len();
     out.extend_from_slice(&buf);
+    out.truncate(len + n);
 }
 
 /// Appends `v` as a varint64 (1..=9 bytes).
 #[inline]
 pub(crate) fn put_u64(out: &mut Vec<u8>, v: u64) {
     let mut buf = [0u8; 9];
-    let mut n = 0;
+    let mut n = 9;
     let mut rest = v;
-    for slot in buf.iter_mut().take(8) {
+    for (i, slot) in buf.iter_mut().enumerate() {
+        if i == 8 {
+            // Ninth byte: all 8 remaining bits (`v >> 56`), no continuation bit.
+            *slot = rest as u8;
+            break;
+        }
         if rest < 0x80 {
             *slot = rest as u8;
-            n += 1;
-            out.extend_from_slice(buf.get(..n).unwrap_or_default());
-            return;
+            n = i + 1;
+            break;
         }
         *slot = (rest as u8) | 0x80;
         rest >>= 7;
-        n += 1;
     }
-    // Ninth byte: all 8 remaining bits (`v >> 56`), no continuation bit.
-    buf[8] = rest as u8;
+    let len = out.len();
     out.extend_from_slice(&buf);
+    out.truncate(len + n);
 }
 
 #[cold]
