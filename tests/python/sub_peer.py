@@ -8,7 +8,9 @@ measurement as one JSON line in --out:
 
 stdout protocol (everything else goes to stderr):
     READY                      once the first signal index cache arrived (subscription updated)
-    {"received": n, ...}       final summary line, after --duration seconds (or --expect points)
+    {"received": n, "signals": k, "metadata_signals": m, "unresolved": [...], "subscribed": bool,
+     "disconnects": d}         final summary line, after --duration seconds (or --expect points);
+                               unresolved = received signal IDs missing from the received metadata
 
 Exit status: 0 after the run (check the summary), 1 if the connection failed, 3 on the hard deadline.
 """
@@ -58,6 +60,7 @@ def main():
     ap.add_argument("--duration", type=float, default=10.0, help="seconds to record after start")
     ap.add_argument("--expect", type=int, default=0, help="stop early once this many points arrived")
     ap.add_argument("--out", required=True, help="JSON lines file of received measurements")
+    ap.add_argument("--no-reconnect", action="store_true", help="Config(autoreconnect=False)")
     args = ap.parse_args()
 
     def on_deadline(_signum, _frame):
@@ -69,7 +72,8 @@ def main():
 
     lock = threading.Lock()
     out = open(args.out, "w", encoding="utf-8")
-    state = {"received": 0, "signals": set(), "ready": False, "closed": False}
+    state = {"received": 0, "signals": set(), "ready": False, "closed": False, "cache": None,
+             "disconnects": 0}
     done = threading.Event()
 
     def on_measurements(measurements):
@@ -92,16 +96,28 @@ def main():
         if first:
             emit("READY")
 
+    def on_metadata(_dataset):
+        with lock:
+            state["cache"] = sub.metadatacache  # keep it: a disconnect may reset the live one
+
+    def on_terminated():
+        with lock:
+            state["disconnects"] += 1
+        log("connection terminated")
+
     sub = Subscriber()
     sub.statusmessage_logger = log
     sub.errormessage_logger = lambda msg: log(f"ERROR: {msg}")
     sub.newmeasurements_receiver = on_measurements
     sub.subscriptionupdated_receiver = on_subscription_updated
+    sub.metadatanotification_receiver = on_metadata
+    sub.connectionterminated_receiver = on_terminated
     sub.subscribe(args.filter, Settings(udpport=args.udp))
 
     start = time.monotonic()
-    config = Config(compress_payloaddata=not args.compact, maxretries=20, retryinterval=0.25,
-                    maxretryinterval=1.0)
+    # Retry refused connections for about --duration (the publisher may still be starting).
+    config = Config(compress_payloaddata=not args.compact, retryinterval=0.25, maxretryinterval=0.5,
+                    maxretries=max(1, int(args.duration / 0.5)), autoreconnect=not args.no_reconnect)
     err = sub.connect(f"{args.host}:{args.port}", config)
     rc = 0
     if err is not None:
@@ -112,7 +128,7 @@ def main():
 
     with lock:
         out.flush()
-        cache = sub.metadatacache
+        cache = state["cache"]
         known = cache.signalid_measurement_map if cache is not None else {}
         unresolved = sorted(s for s in state["signals"] if uuid.UUID(s) not in known)
         summary = {
@@ -121,6 +137,7 @@ def main():
             "metadata_signals": len(cache.measurement_records) if cache is not None else 0,
             "unresolved": unresolved,
             "subscribed": state["ready"],
+            "disconnects": state["disconnects"],
         }
         state["closed"] = True
     emit(json.dumps(summary))

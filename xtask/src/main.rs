@@ -149,7 +149,8 @@ fn test_steps(root: &Path, opts: &TestOpts, steps: &mut Steps) -> Result<()> {
         run(&mut cmd)
     })?;
     steps.run("benches (test mode)", || {
-        run(cargo(root).args(["bench", "--workspace", "--benches", "--", "--test"]))
+        // `--bench '*'`: only the criterion targets; the libs' unit tests already ran above.
+        run(cargo(root).args(["bench", "--workspace", "--bench", "*", "--", "--test"]))
     })?;
     if opts.skip_fuzz {
         steps.skip("fuzz smoke", "--skip-fuzz");

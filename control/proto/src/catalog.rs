@@ -28,7 +28,9 @@ pub struct SignalInfo {
 pub struct Catalog {
     node_id: Uuid,
     metadata: DataSet,
-    active: DataTable,
+    /// ActiveMeasurements as the only table of the dataset subscription filters run against,
+    /// so a FILTER naming any other table fails as it does on the reference publishers.
+    active: DataSet,
     signals: Vec<SignalInfo>,
     by_guid: HashMap<Uuid, u32>,
     xml: OnceLock<(String, Vec<u8>)>,
@@ -67,10 +69,12 @@ impl Catalog {
                 point_tag,
             });
         }
+        let mut active_set = DataSet::new("Iaon");
+        active_set.tables.push(active);
         Self {
             node_id,
             metadata,
-            active,
+            active: active_set,
             signals,
             by_guid,
             xml: OnceLock::new(),
@@ -89,7 +93,11 @@ impl Catalog {
 
     /// The ActiveMeasurements table.
     pub fn active_measurements(&self) -> &DataTable {
-        &self.active
+        static EMPTY: OnceLock<DataTable> = OnceLock::new();
+        self.active
+            .tables
+            .first()
+            .unwrap_or_else(|| EMPTY.get_or_init(DataTable::default))
     }
 
     /// Every registered signal; the position is the global signal index.
@@ -119,12 +127,17 @@ impl Catalog {
             return Ok(Vec::new());
         }
         let expr = filter::parse(filter_text)?;
-        let rows = expr.select_table(&self.active, true, ctx)?;
-        let sid = self.active.column_index("SignalID");
+        let active = self.active_measurements();
+        let rows: Vec<usize> = expr
+            .select(&self.active, &active.name, ctx)?
+            .into_iter()
+            .flat_map(|sel| sel.rows)
+            .collect();
+        let sid = active.column_index("SignalID");
         let mut seen = std::collections::HashSet::with_capacity(rows.len());
         Ok(rows
             .into_iter()
-            .filter_map(|row| sid.and_then(|c| self.active.value(row, c).as_guid()))
+            .filter_map(|row| sid.and_then(|c| active.value(row, c).as_guid()))
             .filter_map(|g| self.signal_index(&g))
             .filter(|i| seen.insert(*i))
             .collect())

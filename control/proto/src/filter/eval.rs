@@ -334,38 +334,7 @@ impl Evaluator {
                 let rv = self.eval(r, row, Ty::Boolean)?;
                 binary(*op, lv, rv, *pos)
             }
-            Node::Logical { and, args, pos } => {
-                let mut any_null = false;
-                let mut acc = *and;
-                for a in args {
-                    let v = self.eval(a, row, Ty::Boolean)?;
-                    match v {
-                        Val::Bool(b) => {
-                            if *and {
-                                acc &= b;
-                            } else {
-                                acc |= b;
-                            }
-                        }
-                        Val::Null(Ty::Boolean) => any_null = true,
-                        other => {
-                            let op = if *and { "AND" } else { "OR" };
-                            return Err(FilterError::new(
-                                *pos,
-                                format!(
-                                    "cannot perform \"{op}\" operation on \"{}\"",
-                                    other.ty().name()
-                                ),
-                            ));
-                        }
-                    }
-                }
-                Ok(if any_null {
-                    Val::Null(Ty::Boolean)
-                } else {
-                    Val::Bool(acc)
-                })
-            }
+            Node::Logical { and, args, pos } => self.logical(*and, args, row, *pos),
             Node::IsNull { arg, negated } => {
                 let v = self.eval(arg, row, Ty::Boolean)?;
                 Ok(Val::Bool(v.is_null() != *negated))
@@ -377,46 +346,7 @@ impl Evaluator {
                 exact,
                 set,
                 pos,
-            } => {
-                let v = self.eval(arg, row, Ty::Boolean)?;
-                // A NULL test value yields a Boolean NULL. (cppapi returns a NULL of the test
-                // value's type, which then fails the WHERE clause's Boolean check — a bug.)
-                if v.is_null() {
-                    return Ok(Val::Null(Ty::Boolean));
-                }
-                if let Some(set) = set {
-                    match &v {
-                        Val::Str(s) => {
-                            let key: Cow<'_, str> = if *exact {
-                                Cow::Borrowed(s.as_ref())
-                            } else {
-                                fold(s)
-                            };
-                            return Ok(Val::Bool(set.strings.contains(key.as_ref()) != *negated));
-                        }
-                        Val::Guid(g) => {
-                            if let Some(gs) = &set.guids {
-                                return Ok(Val::Bool(gs.contains(g) != *negated));
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                for item in list {
-                    let iv = self.eval(item, row, Ty::Boolean)?;
-                    let ty = derive_comparison(v.ty(), iv.ty())
-                        .ok_or_else(|| type_err(*pos, "=", v.ty(), iv.ty()))?;
-                    if iv.is_null() {
-                        continue;
-                    }
-                    let l = v.convert(ty).map_err(|m| FilterError::new(*pos, m))?;
-                    let r = iv.convert(ty).map_err(|m| FilterError::new(*pos, m))?;
-                    if equal_same(&l, &r, !exact) {
-                        return Ok(Val::Bool(!negated));
-                    }
-                }
-                Ok(Val::Bool(*negated))
-            }
+            } => self.in_list(arg, list, *negated, *exact, set.as_ref(), *pos, row),
             Node::Like {
                 arg,
                 pattern,
@@ -424,27 +354,7 @@ impl Evaluator {
                 exact,
                 compiled,
                 pos,
-            } => {
-                let v = self.eval(arg, row, Ty::Boolean)?;
-                if v.is_null() {
-                    return Ok(Val::Null(Ty::Boolean));
-                }
-                let p = self.eval(pattern, row, Ty::String)?;
-                let (Val::Str(text), Ty::String) = (&v, p.ty()) else {
-                    return Err(type_err(*pos, "LIKE", v.ty(), p.ty()));
-                };
-                let matched = match (compiled, &p) {
-                    (Some(c), _) => c.matches(text),
-                    (None, Val::Str(ps)) => LikePattern::new(ps, !exact).matches(text),
-                    _ => {
-                        return Err(FilterError::new(
-                            *pos,
-                            "right operand of \"LIKE\" expression is null",
-                        ))
-                    }
-                };
-                Ok(Val::Bool(matched != *negated))
-            }
+            } => self.like(arg, pattern, *negated, *exact, compiled.as_ref(), *pos, row),
             Node::Call {
                 func,
                 args,
@@ -452,6 +362,134 @@ impl Evaluator {
                 regex,
             } => functions::call(self, *func, args, row, *pos, regex.as_ref()),
         }
+    }
+
+    #[inline(never)]
+    fn logical<'a>(
+        &self,
+        and: bool,
+        args: &'a [Node],
+        row: &'a [Value],
+        pos: usize,
+    ) -> Result<Val<'a>, FilterError> {
+        let (and, pos) = (&and, &pos);
+        let mut any_null = false;
+        let mut acc = *and;
+        for a in args {
+            let v = self.eval(a, row, Ty::Boolean)?;
+            match v {
+                Val::Bool(b) => {
+                    if *and {
+                        acc &= b;
+                    } else {
+                        acc |= b;
+                    }
+                }
+                Val::Null(Ty::Boolean) => any_null = true,
+                other => {
+                    let op = if *and { "AND" } else { "OR" };
+                    return Err(FilterError::new(
+                        *pos,
+                        format!(
+                            "cannot perform \"{op}\" operation on \"{}\"",
+                            other.ty().name()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(if any_null {
+            Val::Null(Ty::Boolean)
+        } else {
+            Val::Bool(acc)
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn in_list<'a>(
+        &self,
+        arg: &'a Node,
+        list: &'a [Node],
+        negated: bool,
+        exact: bool,
+        set: Option<&InSet>,
+        pos: usize,
+        row: &'a [Value],
+    ) -> Result<Val<'a>, FilterError> {
+        let (negated, exact, pos) = (&negated, &exact, &pos);
+        let v = self.eval(arg, row, Ty::Boolean)?;
+        // A NULL test value yields a Boolean NULL. (cppapi returns a NULL of the test
+        // value's type, which then fails the WHERE clause's Boolean check — a bug.)
+        if v.is_null() {
+            return Ok(Val::Null(Ty::Boolean));
+        }
+        if let Some(set) = set {
+            match &v {
+                Val::Str(s) => {
+                    let key: Cow<'_, str> = if *exact {
+                        Cow::Borrowed(s.as_ref())
+                    } else {
+                        fold(s)
+                    };
+                    return Ok(Val::Bool(set.strings.contains(key.as_ref()) != *negated));
+                }
+                Val::Guid(g) => {
+                    if let Some(gs) = &set.guids {
+                        return Ok(Val::Bool(gs.contains(g) != *negated));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for item in list {
+            let iv = self.eval(item, row, Ty::Boolean)?;
+            let ty = derive_comparison(v.ty(), iv.ty())
+                .ok_or_else(|| type_err(*pos, "=", v.ty(), iv.ty()))?;
+            if iv.is_null() {
+                continue;
+            }
+            let l = v.convert(ty).map_err(|m| FilterError::new(*pos, m))?;
+            let r = iv.convert(ty).map_err(|m| FilterError::new(*pos, m))?;
+            if equal_same(&l, &r, !exact) {
+                return Ok(Val::Bool(!negated));
+            }
+        }
+        Ok(Val::Bool(*negated))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn like<'a>(
+        &self,
+        arg: &'a Node,
+        pattern: &'a Node,
+        negated: bool,
+        exact: bool,
+        compiled: Option<&LikePattern>,
+        pos: usize,
+        row: &'a [Value],
+    ) -> Result<Val<'a>, FilterError> {
+        let (negated, exact, pos) = (&negated, &exact, &pos);
+        let v = self.eval(arg, row, Ty::Boolean)?;
+        if v.is_null() {
+            return Ok(Val::Null(Ty::Boolean));
+        }
+        let p = self.eval(pattern, row, Ty::String)?;
+        let (Val::Str(text), Ty::String) = (&v, p.ty()) else {
+            return Err(type_err(*pos, "LIKE", v.ty(), p.ty()));
+        };
+        let matched = match (compiled, &p) {
+            (Some(c), _) => c.matches(text),
+            (None, Val::Str(ps)) => LikePattern::new(ps, !exact).matches(text),
+            _ => {
+                return Err(FilterError::new(
+                    *pos,
+                    "right operand of \"LIKE\" expression is null",
+                ))
+            }
+        };
+        Ok(Val::Bool(matched != *negated))
     }
 }
 

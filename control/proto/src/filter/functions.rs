@@ -235,6 +235,55 @@ pub(crate) fn call<'a>(
         name: func.name(),
     };
     match func {
+        Func::Abs | Func::Ceiling | Func::Floor | Func::Round | Func::Sqrt | Func::Power => {
+            numeric(&a, func, pos, regex)
+        }
+        Func::Coalesce
+        | Func::IsNull
+        | Func::IIf
+        | Func::MaxOf
+        | Func::MinOf
+        | Func::Convert
+        | Func::IsDate
+        | Func::IsInteger
+        | Func::IsGuid
+        | Func::IsNumeric
+        | Func::Now
+        | Func::UtcNow => general(&a, func, pos, regex),
+        Func::Contains
+        | Func::StartsWith
+        | Func::EndsWith
+        | Func::IndexOf
+        | Func::LastIndexOf
+        | Func::NthIndexOf
+        | Func::Len
+        | Func::Lower
+        | Func::Upper
+        | Func::Trim
+        | Func::TrimLeft
+        | Func::TrimRight
+        | Func::Reverse
+        | Func::Replace
+        | Func::Split
+        | Func::StrCount
+        | Func::StrCmp
+        | Func::SubStr => text(&a, func, pos, regex),
+        Func::RegExMatch | Func::RegExVal => regex_fn(&a, func, pos, regex),
+        Func::DateAdd | Func::DateDiff | Func::DatePart => dates(&a, func, pos, regex),
+    }
+}
+
+#[inline(never)]
+fn numeric<'a>(
+    a: &Args<'_, 'a>,
+    func: Func,
+    pos: usize,
+    regex: Option<&regex::Regex>,
+) -> Result<Val<'a>, FilterError> {
+    let _ = (pos, regex);
+    let args = a.args;
+    let _ = args;
+    match func {
         Func::Abs => Ok(match a.numeric(0, Ty::Double)? {
             Val::I32(v) => Val::I32(v.wrapping_abs()),
             Val::I64(v) => Val::I64(v.wrapping_abs()),
@@ -289,6 +338,21 @@ pub(crate) fn call<'a>(
                 _ => Val::Dbl(p),
             })
         }
+        _ => Ok(Val::Null(Ty::Boolean)),
+    }
+}
+
+#[inline(never)]
+fn general<'a>(
+    a: &Args<'_, 'a>,
+    func: Func,
+    pos: usize,
+    regex: Option<&regex::Regex>,
+) -> Result<Val<'a>, FilterError> {
+    let _ = (pos, regex);
+    let args = a.args;
+    let _ = args;
+    match func {
         Func::Coalesce => {
             let first = a.get(0, Ty::Boolean)?;
             if !first.is_null() {
@@ -357,6 +421,22 @@ pub(crate) fn call<'a>(
                 _ => false,
             }))
         }
+        Func::Now | Func::UtcNow => Ok(Val::Dt(a.ev.ctx.now_ticks)),
+        _ => Ok(Val::Null(Ty::Boolean)),
+    }
+}
+
+#[inline(never)]
+fn text<'a>(
+    a: &Args<'_, 'a>,
+    func: Func,
+    pos: usize,
+    regex: Option<&regex::Regex>,
+) -> Result<Val<'a>, FilterError> {
+    let _ = (pos, regex);
+    let args = a.args;
+    let _ = args;
+    match func {
         Func::Contains | Func::StartsWith | Func::EndsWith => {
             let src = a.string(0, "source value, first argument,")?;
             let test = a.string(1, "test value, second argument,")?;
@@ -539,6 +619,21 @@ pub(crate) fn call<'a>(
                 src.chars().skip(start).take(take).collect::<String>(),
             ))
         }
+        _ => Ok(Val::Null(Ty::Boolean)),
+    }
+}
+
+#[inline(never)]
+fn regex_fn<'a>(
+    a: &Args<'_, 'a>,
+    func: Func,
+    pos: usize,
+    regex: Option<&regex::Regex>,
+) -> Result<Val<'a>, FilterError> {
+    let _ = (pos, regex);
+    let args = a.args;
+    let _ = args;
+    match func {
         Func::RegExMatch | Func::RegExVal => {
             let pattern = a.string(0, "expression value, first argument,")?;
             let text = a.string(1, "test value, second argument,")?;
@@ -561,7 +656,21 @@ pub(crate) fn call<'a>(
                 Val::Bool(found.is_some())
             })
         }
-        Func::Now | Func::UtcNow => Ok(Val::Dt(ev.ctx.now_ticks)),
+        _ => Ok(Val::Null(Ty::Boolean)),
+    }
+}
+
+#[inline(never)]
+fn dates<'a>(
+    a: &Args<'_, 'a>,
+    func: Func,
+    pos: usize,
+    regex: Option<&regex::Regex>,
+) -> Result<Val<'a>, FilterError> {
+    let _ = (pos, regex);
+    let args = a.args;
+    let _ = args;
+    match func {
         Func::DateAdd => {
             let src = a.datetime(0, "source value, first argument,")?;
             let add = a.get(1, Ty::Int32)?;
@@ -647,6 +756,8 @@ pub(crate) fn call<'a>(
             };
             Ok(Val::I32(v as i32))
         }
+
+        _ => Ok(Val::Null(Ty::Boolean)),
     }
 }
 

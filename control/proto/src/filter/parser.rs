@@ -21,7 +21,7 @@ use super::value::parse_datetime;
 use super::FilterError;
 
 /// Maximum nesting depth of a parsed expression.
-pub const MAX_DEPTH: usize = 256;
+pub const MAX_DEPTH: usize = 128;
 
 pub(crate) struct Parser {
     toks: Vec<Token>,

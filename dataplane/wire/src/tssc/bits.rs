@@ -132,14 +132,37 @@ impl<'a> BitReader<'a> {
         Ok(())
     }
 
-    /// One bit.
+    /// One adaptive code word (wire.md §4.2 "Adaptive code emission"): `prefix` (mode − 1)
+    /// short codes sent as `1`, `01`, `001`, anything else as `prefix` zeros + 5 bits.
+    ///
+    /// Instead of reading bit by bit, this peeks at the next 8 bits: the unread bits of the
+    /// current slot followed by the byte at `pos`. If the code crosses into a new slot, that
+    /// slot *is* the byte at `pos` (the encoder reserves the next slot the moment a code
+    /// overflows the current one); if it does not, the byte is looked at but not consumed.
     #[inline(always)]
-    pub(crate) fn bit(&mut self) -> Result<u32, DecodeError> {
-        if self.left == 0 {
-            self.refill()?;
+    pub(crate) fn code(&mut self, shorts: &[u8; 3], prefix: u8) -> Result<u8, DecodeError> {
+        let next = self.data.get(self.pos).copied();
+        let unread = self.cache & ((1u32 << self.left) - 1);
+        let window = (((unread << 8) | u32::from(next.unwrap_or(0))) >> self.left) as u8;
+        let zeros = window.leading_zeros();
+        let prefix = u32::from(prefix);
+        let (code, len) = if zeros < prefix {
+            let short = shorts.get(zeros as usize).copied().unwrap_or(0);
+            (short, zeros + 1)
+        } else {
+            ((window >> (3 - prefix)) & 31, 5 + prefix)
+        };
+        if len <= self.left {
+            self.left -= len;
+        } else {
+            let Some(b) = next else {
+                return Err(truncated(self.pos));
+            };
+            self.cache = u32::from(b);
+            self.pos += 1;
+            self.left = self.left + 8 - len;
         }
-        self.left -= 1;
-        Ok((self.cache >> self.left) & 1)
+        Ok(code)
     }
 
     /// `n` (1..=8) bits, MSB first, possibly spanning two slot bytes.
@@ -181,7 +204,7 @@ mod tests {
         assert_eq!(r.bits(3).unwrap(), 0b101);
         assert_eq!(r.bits(5).unwrap(), 0);
         assert!(r.at_end());
-        assert!(r.bit().is_err());
+        assert!(r.bits(1).is_err());
     }
 
     #[test]
@@ -197,5 +220,42 @@ mod tests {
         assert_eq!(r.bits(8).unwrap(), 0b1100_1010);
         assert_eq!(r.bits(5).unwrap(), 0b11111);
         assert!(r.at_end());
+    }
+
+    /// Bit-by-bit reading as wire.md describes it, to check the peeking `code`.
+    fn oracle(r: &mut BitReader<'_>, shorts: &[u8; 3], prefix: u8) -> Result<u8, DecodeError> {
+        for &short in shorts.iter().take(usize::from(prefix)) {
+            if r.bits(1)? == 1 {
+                return Ok(short);
+            }
+        }
+        Ok(r.bits(5)? as u8)
+    }
+
+    #[test]
+    fn peeking_code_matches_bitwise_reading() {
+        let shorts = [7, 19, 3];
+        let mut seed = 0x1234_5678_9abc_def0u64;
+        for _ in 0..2000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let data = seed.to_le_bytes();
+            let len = (seed >> 60) as usize % 9;
+            let prefix = (seed >> 56) as u8 % 4;
+            let skip = (seed >> 50) as u32 % 8;
+            let (mut a, mut b) = (BitReader::new(&data[..len]), BitReader::new(&data[..len]));
+            let _ = (a.bits(skip.max(1)), b.bits(skip.max(1)));
+            for _ in 0..4 {
+                let x = a.code(&shorts, prefix);
+                let y = oracle(&mut b, &shorts, prefix);
+                assert_eq!(x.is_ok(), y.is_ok());
+                let (Ok(x), Ok(y)) = (x, y) else {
+                    break; // the bitwise reader may have consumed part of the code
+                };
+                assert_eq!(x, y);
+                assert_eq!((a.pos, a.left), (b.pos, b.left));
+            }
+        }
     }
 }

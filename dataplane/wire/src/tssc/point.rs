@@ -11,109 +11,80 @@ use crate::cursor::DecodeError;
 
 /// The adaptive prefix code of one point.
 ///
+/// A table in mode `m` has `m − 1` *short* codes coded as `1`, `01`, `001` and sends every
+/// other code as `m − 1` zero bits followed by the 5-bit code. Here that is kept as
+/// `shorts`/`prefix` (for reading) plus a per-code length table `len_of` (for writing without
+/// branching on the mode), both recomputed only when the table adapts.
+///
 /// `stats` counts codes since the last adaptation. It never exceeds 101 (the longest period
-/// between adaptations), so `u8` suffices and keeps a whole [`Point`] within one cache line.
+/// between adaptations), so `u8` suffices and keeps a [`Point`] small.
 #[derive(Debug, Clone)]
 pub(crate) struct CodeTable {
     stats: [u8; 32],
+    /// Bits emitted for each code; a short code is the value 1 in that many bits, any other
+    /// code is its own value in that many bits.
+    len_of: [u8; 32],
+    /// The short codes in priority order; only the first `prefix` are meaningful.
+    shorts: [u8; 3],
+    /// Mode − 1: the number of short codes and of leading zeros before a 5-bit code.
+    prefix: u8,
     since_change: u8,
-    startup: u8,
-    mode: u8,
-    m21: u8,
-    m31: u8,
-    m301: u8,
-    m41: u8,
-    m401: u8,
-    m4001: u8,
+    /// `since_change` value at which the next adaptation happens: 6, then 21, then every 101.
+    adapt_at: u8,
 }
 
 impl CodeTable {
     /// The initial table: mode 4 with Value1/Value2/Value3 as the short codes.
-    pub(crate) const fn new() -> Self {
-        Self {
+    pub(crate) fn new() -> Self {
+        let mut t = Self {
             stats: [0; 32],
+            len_of: [0; 32],
+            shorts: [20, 21, 22],
+            prefix: 3,
             since_change: 0,
-            startup: 0,
-            mode: 4,
-            m21: 0,
-            m31: 0,
-            m301: 0,
-            m41: 20,
-            m401: 21,
-            m4001: 22,
+            adapt_at: 6,
+        };
+        t.fill_lengths();
+        t
+    }
+
+    /// The mode (1..=4) of wire.md's description.
+    #[cfg(test)]
+    pub(crate) fn mode(&self) -> u8 {
+        self.prefix + 1
+    }
+
+    /// Rebuilds `len_of` from `shorts`/`prefix`. Short codes are assigned from the last to the
+    /// first so that, should two coincide, the earlier (shorter) one wins as in the reference's
+    /// `if code == m41 … else if code == m401 …` order.
+    fn fill_lengths(&mut self) {
+        self.len_of = [5 + self.prefix; 32];
+        for k in (0..usize::from(self.prefix)).rev() {
+            if let (Some(&code), Some(len)) = (self.shorts.get(k), u8::try_from(k + 1).ok()) {
+                if let Some(slot) = self.len_of.get_mut(usize::from(code & 31)) {
+                    *slot = len;
+                }
+            }
         }
     }
 
     /// Emits `code` (0..=31) with the current table, then updates the statistics.
     #[inline(always)]
     pub(crate) fn write(&mut self, w: &mut BitWriter, out: &mut Vec<u8>, code: u8) {
-        let c = u32::from(code);
-        match self.mode {
-            1 => w.write(out, c, 5),
-            2 => {
-                if code == self.m21 {
-                    w.write(out, 1, 1);
-                } else {
-                    w.write(out, c, 6); // `0` + 5-bit code
-                }
-            }
-            3 => {
-                if code == self.m31 {
-                    w.write(out, 1, 1);
-                } else if code == self.m301 {
-                    w.write(out, 1, 2); // `01`
-                } else {
-                    w.write(out, c, 7); // `00` + code
-                }
-            }
-            _ => {
-                if code == self.m41 {
-                    w.write(out, 1, 1);
-                } else if code == self.m401 {
-                    w.write(out, 1, 2); // `01`
-                } else if code == self.m4001 {
-                    w.write(out, 1, 3); // `001`
-                } else {
-                    w.write(out, c, 8); // `000` + code
-                }
-            }
-        }
+        let len = self
+            .len_of
+            .get(usize::from(code & 31))
+            .copied()
+            .unwrap_or(8);
+        let bits = if len <= 3 { 1 } else { u32::from(code) };
+        w.write(out, bits, u32::from(len));
         self.update(code);
     }
 
     /// Reads one code with the current table, then updates the statistics.
     #[inline(always)]
     pub(crate) fn read(&mut self, r: &mut BitReader<'_>) -> Result<u8, DecodeError> {
-        let code = match self.mode {
-            1 => r.bits(5)? as u8,
-            2 => {
-                if r.bit()? == 1 {
-                    self.m21
-                } else {
-                    r.bits(5)? as u8
-                }
-            }
-            3 => {
-                if r.bit()? == 1 {
-                    self.m31
-                } else if r.bit()? == 1 {
-                    self.m301
-                } else {
-                    r.bits(5)? as u8
-                }
-            }
-            _ => {
-                if r.bit()? == 1 {
-                    self.m41
-                } else if r.bit()? == 1 {
-                    self.m401
-                } else if r.bit()? == 1 {
-                    self.m4001
-                } else {
-                    r.bits(5)? as u8
-                }
-            }
-        };
+        let code = r.code(&self.shorts, self.prefix)?;
         self.update(code);
         Ok(code)
     }
@@ -125,17 +96,9 @@ impl CodeTable {
         if let Some(n) = self.stats.get_mut(usize::from(code & 31)) {
             *n = n.wrapping_add(1);
         }
-        match self.startup {
-            0 if self.since_change > 5 => {
-                self.startup = 1;
-                self.adapt();
-            }
-            1 if self.since_change > 20 => {
-                self.startup = 2;
-                self.adapt();
-            }
-            2 if self.since_change > 100 => self.adapt(),
-            _ => {}
+        if self.since_change >= self.adapt_at {
+            self.adapt_at = if self.adapt_at == 6 { 21 } else { 101 };
+            self.adapt();
         }
     }
 
@@ -170,21 +133,21 @@ impl CodeTable {
         let s3 = n1 + 2 * n2 + 7 * (total - n1 - n2);
         let s4 = n1 + 2 * n2 + 3 * n3 + 8 * (total - n1 - n2 - n3);
         let min = s1.min(s2).min(s3).min(s4);
+        // Every mode sets all the short codes it uses (the reference's m21 / m31, m301 /
+        // m41, m401, m4001), so unused slots never reach the wire.
         if s1 == min {
-            self.mode = 1;
+            self.prefix = 0;
         } else if s2 == min {
-            self.mode = 2;
-            self.m21 = c1;
+            self.prefix = 1;
+            self.shorts = [c1, 0, 0];
         } else if s3 == min {
-            self.mode = 3;
-            self.m31 = c1;
-            self.m301 = c2;
+            self.prefix = 2;
+            self.shorts = [c1, c2, 0];
         } else {
-            self.mode = 4;
-            self.m41 = c1;
-            self.m401 = c2;
-            self.m4001 = c3;
+            self.prefix = 3;
+            self.shorts = [c1, c2, c3];
         }
+        self.fill_lengths();
         self.since_change = 0;
     }
 }
@@ -208,7 +171,7 @@ pub(crate) struct Point {
 
 impl Point {
     /// A fresh point whose predicted successor is `prev_next`.
-    pub(crate) const fn new(prev_next: i32) -> Self {
+    pub(crate) fn new(prev_next: i32) -> Self {
         Self {
             prev_next,
             q1: 0,
@@ -275,14 +238,14 @@ mod tests {
         for _ in 0..6 {
             t.write(&mut w, &mut out, 25);
         }
-        assert_eq!((t.mode, t.m21, t.startup), (2, 25, 1));
+        assert_eq!((t.mode(), t.shorts[0]), (2, 25));
         let mut r_table = CodeTable::new();
         w.pad(&mut out);
         let mut r = BitReader::new(&out);
         for _ in 0..6 {
             assert_eq!(r_table.read(&mut r).unwrap(), 25);
         }
-        assert_eq!((r_table.mode, r_table.m21), (2, 25));
+        assert_eq!((r_table.mode(), r_table.shorts[0]), (2, 25));
     }
 
     #[test]
