@@ -192,21 +192,30 @@ impl Drop for TestPublisher {
     }
 }
 
+/// Checks that every received point is exactly what the stream published for its signal and
+/// frame (signal known, timestamp on the frame grid, value bits and flags identical).
+pub fn check_points(tp: &TestPublisher, received: &[Expected]) -> Result<(), String> {
+    let positions: HashMap<Uuid, usize> = tp.signals.iter().enumerate().map(|(i, g)| (*g, i)).collect();
+    for r in received {
+        let pos = *positions.get(&r.signal).ok_or_else(|| format!("unknown signal {} received", r.signal))?;
+        let rel = r.ticks - T0;
+        if rel < 0 || rel % FRAME_TICKS != 0 {
+            return Err(format!("timestamp {} is not on the test frame grid", r.ticks));
+        }
+        let e = tp.expected(pos, (rel / FRAME_TICKS) as u64);
+        if e.value.to_bits() != r.value.to_bits() || e.flags != r.flags {
+            return Err(format!("point mismatch: got {r:?}, expected {e:?}"));
+        }
+    }
+    Ok(())
+}
+
 /// Checks received points against the test stream: every point of every frame from the first
 /// received frame up to `end_frame` (exclusive) arrived exactly once with identical signal,
 /// timestamp, value bits and flags, and nothing else arrived. Returns the number of frames checked.
-pub fn check_window(
-    tp: &TestPublisher,
-    received: &[Expected],
-    end_frame: u64,
-    allowed_signals: Option<&[usize]>,
-) -> Result<u64, String> {
-    let positions: HashMap<Uuid, usize> = tp
-        .signals
-        .iter()
-        .enumerate()
-        .map(|(i, g)| (*g, i))
-        .collect();
+pub fn check_window(tp: &TestPublisher, received: &[Expected], end_frame: u64, allowed_signals: Option<&[usize]>) -> Result<u64, String> {
+    check_points(tp, received)?;
+    let positions: HashMap<Uuid, usize> = tp.signals.iter().enumerate().map(|(i, g)| (*g, i)).collect();
     let wanted: Vec<usize> = match allowed_signals {
         Some(a) => a.to_vec(),
         None => (0..tp.signals.len()).collect(),
@@ -214,27 +223,11 @@ pub fn check_window(
     let mut seen: HashMap<(usize, u64), u32> = HashMap::new();
     let mut first_frame = u64::MAX;
     for r in received {
-        let pos = *positions
-            .get(&r.signal)
-            .ok_or_else(|| format!("unknown signal {} received", r.signal))?;
+        let pos = positions[&r.signal];
         if !wanted.contains(&pos) {
-            return Err(format!(
-                "signal {} (position {pos}) was not subscribed but arrived",
-                r.signal
-            ));
+            return Err(format!("signal {} (position {pos}) was not subscribed but arrived", r.signal));
         }
-        let rel = r.ticks - T0;
-        if rel < 0 || rel % FRAME_TICKS != 0 {
-            return Err(format!(
-                "timestamp {} is not on the test frame grid",
-                r.ticks
-            ));
-        }
-        let f = (rel / FRAME_TICKS) as u64;
-        let e = tp.expected(pos, f);
-        if e.value.to_bits() != r.value.to_bits() || e.flags != r.flags {
-            return Err(format!("point mismatch: got {r:?}, expected {e:?}"));
-        }
+        let f = ((r.ticks - T0) / FRAME_TICKS) as u64;
         *seen.entry((pos, f)).or_default() += 1;
         first_frame = first_frame.min(f);
     }
@@ -259,5 +252,5 @@ pub fn check_window(
             &missing[..missing.len().min(5)]
         ));
     }
-    Ok(end_frame - first_frame)
+    Ok(end_frame.saturating_sub(first_frame))
 }

@@ -9,7 +9,7 @@ use sttp_control::client::{ClientEvent, Subscriber, SubscriberConfig};
 use sttp_proto::connstr::SubscriptionSettings;
 use sttp_proto::encoding::StringEncoding;
 use sttp_proto::session::SubscriberEvent;
-use sttp_tests::{check_window, Expected, TestPublisher};
+use sttp_tests::{check_points, check_window, Expected, TestPublisher};
 use tokio::time::timeout;
 
 const SIGNALS: usize = 45;
@@ -310,5 +310,64 @@ async fn silence_while_subscribed_restarts_the_connection() {
         .await
         .expect("data loss detected and reconnected");
     assert_eq!(order, ["connected", "subscribed", "data-loss", "connected"]);
+    sub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_commands_reach_the_application_and_user_responses_come_back() {
+    let mut tp = TestPublisher::start(SIGNALS).await;
+    tp.stream(PERIOD, 0);
+    tp.publisher().on_user_command(std::sync::Arc::new(|_peer, code, data: &[u8]| {
+        let mut answer = b"echo:".to_vec();
+        answer.extend_from_slice(data);
+        Some((0xE0 + (code - 0xD0), answer))
+    }));
+    let mut sub = Subscriber::start(config(&tp, true, 2, StringEncoding::Utf8, "FILTER ActiveMeasurements WHERE True"));
+    receive_window(&tp, &mut sub, 2).await;
+    sub.send_user_command(0xD5, b"ping".to_vec());
+    let answer = timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(ClientEvent::Session(SubscriberEvent::UserResponse { code, command, data })) = sub.next_event().await {
+                return (code, command, data);
+            }
+        }
+    })
+    .await
+    .expect("user response");
+    assert_eq!(answer, (0xE5, 0xD5, b"echo:ping".to_vec()));
+    sub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_subscription_gets_latest_values_once_per_interval() {
+    let mut tp = TestPublisher::start(SIGNALS).await;
+    tp.stream(PERIOD, 0);
+    let mut c = config(&tp, true, 2, StringEncoding::Utf8, "FILTER ActiveMeasurements WHERE True");
+    c.session.settings.throttled = true;
+    c.session.settings.publish_interval = 0.25;
+    let mut sub = Subscriber::start(c);
+    let mut batches: Vec<(tokio::time::Instant, Vec<Expected>)> = Vec::new();
+    let run = async {
+        while batches.len() < 6 {
+            if let Some(ev) = sub.next_event().await {
+                let mut got = Vec::new();
+                if push(&mut got, &ev).is_some() {
+                    batches.push((tokio::time::Instant::now(), got));
+                }
+            }
+        }
+    };
+    timeout(Duration::from_secs(10), run).await.expect("snapshots arrive");
+    for (i, (_, b)) in batches.iter().enumerate().skip(1) {
+        // One value per signal per snapshot, all exact.
+        assert_eq!(b.len(), SIGNALS, "snapshot {i} has one point per signal");
+        let mut sigs: Vec<_> = b.iter().map(|e| e.signal).collect();
+        sigs.sort();
+        sigs.dedup();
+        assert_eq!(sigs.len(), SIGNALS);
+        check_points(&tp, b).unwrap_or_else(|e| panic!("snapshot {i}: {e}"));
+    }
+    let gaps: Vec<f64> = batches.windows(2).skip(1).map(|w| (w[1].0 - w[0].0).as_secs_f64()).collect();
+    assert!(gaps.iter().all(|g| (0.15..0.6).contains(g)), "snapshot spacing {gaps:?}");
     sub.stop().await;
 }

@@ -30,34 +30,271 @@ fn od(v: Option<f64>) -> Value {
 /// Row i: (device, ID, SignalType, PointTag, PhasorID, PhasorType, Phase, EngineeringUnits,
 /// Description).
 #[allow(clippy::type_complexity)]
-const ROWS: [(&str, &str, Option<&str>, &str, Option<i32>, Option<&str>, Option<&str>, Option<&str>, Option<&str>); 20] = [
-    ("SHELBY", "PPA:1", Some("FREQ"), "SHELBY:FREQ", None, None, None, Some("Hz"), Some("Shelby frequency")),
-    ("SHELBY", "PPA:2", Some("DFDT"), "SHELBY:DFDT", None, None, None, Some(""), Some("Shelby df/dt")),
-    ("SHELBY", "PPA:3", Some("VPHM"), "SHELBY-V1:VPHM", Some(1), Some("V"), Some("+"), Some("Volts"), Some("Shelby 500kV V1 magnitude")),
-    ("SHELBY", "PPA:4", Some("VPHA"), "SHELBY-V1:VPHA", Some(1), Some("V"), Some("+"), Some("Degrees"), Some("Shelby 500kV V1 angle")),
-    ("SHELBY", "PPA:5", Some("IPHM"), "SHELBY-I1:IPHM", Some(2), Some("I"), Some("+"), Some("Amps"), Some("Shelby line I1 magnitude")),
-    ("SHELBY", "PPA:6", Some("IPHA"), "SHELBY-I1:IPHA", Some(2), Some("I"), Some("+"), Some("Degrees"), Some("Shelby line I1 angle")),
-    ("SHELBY", "PPA:7", Some("VPHA"), "SHELBY-VA:VPHA", Some(3), Some("V"), Some("A"), Some("Degrees"), Some("Shelby phase A angle")),
-    ("SHELBY", "PPA:8", Some("FLAG"), "SHELBY:FLAG", None, None, None, Some(""), Some("Shelby status flags")),
-    ("CORDOVA", "PPA:9", Some("FREQ"), "CORDOVA:FREQ", None, None, None, Some("Hz"), Some("Cordova frequency")),
-    ("CORDOVA", "PPA:10", Some("VPHM"), "CORDOVA-V1:VPHM", Some(4), Some("V"), Some("+"), Some("Volts"), Some("Cordova V1 magnitude")),
-    ("CORDOVA", "PPA:11", Some("VPHA"), "CORDOVA-V1:VPHA", Some(4), Some("V"), Some("+"), Some("Degrees"), Some("Cordova V1 angle")),
-    ("CORDOVA", "PPA:12", Some("IPHA"), "CORDOVA-I1:IPHA", Some(5), Some("I"), Some("-"), Some("Degrees"), Some("Cordova I1 angle")),
-    ("CORDOVA", "PPA:13", Some("IPHM"), "CORDOVA-I1:IPHM", Some(5), Some("I"), Some("-"), Some("Amps"), Some("Cordova I1 magnitude")),
-    ("CORDOVA", "PPA:14", Some("ALOG"), "CORDOVA:ALOG1", None, None, None, Some(""), Some("Cordova analog 1")),
-    ("CORDOVA", "PPA:15", Some("DIGI"), "cordova:digi1", None, None, None, Some(""), Some("Cordova digital 1")),
-    ("GEN_A", "GEN:1", Some("CALC"), "GEN_A.MW", None, None, None, None, Some("Generator A megawatts")),
-    ("GEN_A", "GEN:2", Some("CALC"), "GEN_A.MVAR", None, None, None, None, Some("Generator A megavars")),
-    ("GEN_A", "GEN:3", Some("ALOG"), "GEN_A.STATUS", None, None, None, None, Some("  Generator A status  ")),
-    ("GEN_A", "GEN:4", None, "GEN_A.SPARE", None, None, None, None, None),
-    ("GEN_A", "GEN:5", Some("FREQ"), "GEN_A.FREQ", None, None, None, Some("Hz"), Some("Generator A frequency")),
+const ROWS: [(
+    &str,
+    &str,
+    Option<&str>,
+    &str,
+    Option<i32>,
+    Option<&str>,
+    Option<&str>,
+    Option<&str>,
+    Option<&str>,
+); 20] = [
+    (
+        "SHELBY",
+        "PPA:1",
+        Some("FREQ"),
+        "SHELBY:FREQ",
+        None,
+        None,
+        None,
+        Some("Hz"),
+        Some("Shelby frequency"),
+    ),
+    (
+        "SHELBY",
+        "PPA:2",
+        Some("DFDT"),
+        "SHELBY:DFDT",
+        None,
+        None,
+        None,
+        Some(""),
+        Some("Shelby df/dt"),
+    ),
+    (
+        "SHELBY",
+        "PPA:3",
+        Some("VPHM"),
+        "SHELBY-V1:VPHM",
+        Some(1),
+        Some("V"),
+        Some("+"),
+        Some("Volts"),
+        Some("Shelby 500kV V1 magnitude"),
+    ),
+    (
+        "SHELBY",
+        "PPA:4",
+        Some("VPHA"),
+        "SHELBY-V1:VPHA",
+        Some(1),
+        Some("V"),
+        Some("+"),
+        Some("Degrees"),
+        Some("Shelby 500kV V1 angle"),
+    ),
+    (
+        "SHELBY",
+        "PPA:5",
+        Some("IPHM"),
+        "SHELBY-I1:IPHM",
+        Some(2),
+        Some("I"),
+        Some("+"),
+        Some("Amps"),
+        Some("Shelby line I1 magnitude"),
+    ),
+    (
+        "SHELBY",
+        "PPA:6",
+        Some("IPHA"),
+        "SHELBY-I1:IPHA",
+        Some(2),
+        Some("I"),
+        Some("+"),
+        Some("Degrees"),
+        Some("Shelby line I1 angle"),
+    ),
+    (
+        "SHELBY",
+        "PPA:7",
+        Some("VPHA"),
+        "SHELBY-VA:VPHA",
+        Some(3),
+        Some("V"),
+        Some("A"),
+        Some("Degrees"),
+        Some("Shelby phase A angle"),
+    ),
+    (
+        "SHELBY",
+        "PPA:8",
+        Some("FLAG"),
+        "SHELBY:FLAG",
+        None,
+        None,
+        None,
+        Some(""),
+        Some("Shelby status flags"),
+    ),
+    (
+        "CORDOVA",
+        "PPA:9",
+        Some("FREQ"),
+        "CORDOVA:FREQ",
+        None,
+        None,
+        None,
+        Some("Hz"),
+        Some("Cordova frequency"),
+    ),
+    (
+        "CORDOVA",
+        "PPA:10",
+        Some("VPHM"),
+        "CORDOVA-V1:VPHM",
+        Some(4),
+        Some("V"),
+        Some("+"),
+        Some("Volts"),
+        Some("Cordova V1 magnitude"),
+    ),
+    (
+        "CORDOVA",
+        "PPA:11",
+        Some("VPHA"),
+        "CORDOVA-V1:VPHA",
+        Some(4),
+        Some("V"),
+        Some("+"),
+        Some("Degrees"),
+        Some("Cordova V1 angle"),
+    ),
+    (
+        "CORDOVA",
+        "PPA:12",
+        Some("IPHA"),
+        "CORDOVA-I1:IPHA",
+        Some(5),
+        Some("I"),
+        Some("-"),
+        Some("Degrees"),
+        Some("Cordova I1 angle"),
+    ),
+    (
+        "CORDOVA",
+        "PPA:13",
+        Some("IPHM"),
+        "CORDOVA-I1:IPHM",
+        Some(5),
+        Some("I"),
+        Some("-"),
+        Some("Amps"),
+        Some("Cordova I1 magnitude"),
+    ),
+    (
+        "CORDOVA",
+        "PPA:14",
+        Some("ALOG"),
+        "CORDOVA:ALOG1",
+        None,
+        None,
+        None,
+        Some(""),
+        Some("Cordova analog 1"),
+    ),
+    (
+        "CORDOVA",
+        "PPA:15",
+        Some("DIGI"),
+        "cordova:digi1",
+        None,
+        None,
+        None,
+        Some(""),
+        Some("Cordova digital 1"),
+    ),
+    (
+        "GEN_A",
+        "GEN:1",
+        Some("CALC"),
+        "GEN_A.MW",
+        None,
+        None,
+        None,
+        None,
+        Some("Generator A megawatts"),
+    ),
+    (
+        "GEN_A",
+        "GEN:2",
+        Some("CALC"),
+        "GEN_A.MVAR",
+        None,
+        None,
+        None,
+        None,
+        Some("Generator A megavars"),
+    ),
+    (
+        "GEN_A",
+        "GEN:3",
+        Some("ALOG"),
+        "GEN_A.STATUS",
+        None,
+        None,
+        None,
+        None,
+        Some("  Generator A status  "),
+    ),
+    (
+        "GEN_A",
+        "GEN:4",
+        None,
+        "GEN_A.SPARE",
+        None,
+        None,
+        None,
+        None,
+        None,
+    ),
+    (
+        "GEN_A",
+        "GEN:5",
+        Some("FREQ"),
+        "GEN_A.FREQ",
+        None,
+        None,
+        None,
+        Some("Hz"),
+        Some("Generator A frequency"),
+    ),
 ];
 
 /// (acronym, DeviceID, fps, protocol, protocol type, company, longitude, latitude)
 #[allow(clippy::type_complexity)]
-const DEVICES: [(&str, i32, i32, &str, &str, Option<&str>, Option<f64>, Option<f64>); 3] = [
-    ("SHELBY", 0, 30, "IEEE C37.118-2005", "Frame", Some("TVA"), Some(-89.9), Some(35.1)),
-    ("CORDOVA", 1, 60, "STTP", "Measurement", Some("TVA"), Some(-89.7), Some(35.2)),
+const DEVICES: [(
+    &str,
+    i32,
+    i32,
+    &str,
+    &str,
+    Option<&str>,
+    Option<f64>,
+    Option<f64>,
+); 3] = [
+    (
+        "SHELBY",
+        0,
+        30,
+        "IEEE C37.118-2005",
+        "Frame",
+        Some("TVA"),
+        Some(-89.9),
+        Some(35.1),
+    ),
+    (
+        "CORDOVA",
+        1,
+        60,
+        "STTP",
+        "Measurement",
+        Some("TVA"),
+        Some(-89.7),
+        Some(35.2),
+    ),
     ("GEN_A", 2, 30, "Modbus", "Measurement", None, None, None),
 ];
 
@@ -105,7 +342,11 @@ fn fixture() -> DataSet {
     ];
     let mut am = DataTable::new(AM, cols.iter().map(|(n, t)| Column::new(n, *t)).collect());
     for (i, r) in ROWS.iter().enumerate() {
-        let dev = DEVICES.iter().find(|d| d.0 == r.0).copied().unwrap_or(DEVICES[0]);
+        let dev = DEVICES
+            .iter()
+            .find(|d| d.0 == r.0)
+            .copied()
+            .unwrap_or(DEVICES[0]);
         let sigref = match i {
             16 => "4.5e1".to_owned(),
             17 => "42".to_owned(),
@@ -125,7 +366,11 @@ fn fixture() -> DataSet {
         am.push_row(vec![
             Value::Guid(Uuid::from_u128(0xABCD)),
             s(r.1),
-            if i == 18 { Value::Null } else { Value::Guid(signal_id(i)) },
+            if i == 18 {
+                Value::Null
+            } else {
+                Value::Guid(signal_id(i))
+            },
             s(r.3),
             os(alt),
             s(&sigref),
@@ -200,9 +445,33 @@ fn fixture() -> DataSet {
         ],
     );
     for (dev, id, sig, tag, ty, internal, enabled) in [
-        ("SHELBY", "PPA:1", 0x1000u128, "SHELBY:FREQ", "FREQ", true, true),
-        ("SHELBY", "PPA:3", 0x1002, "SHELBY-V1:VPHM", "VPHM", true, true),
-        ("CORDOVA", "PPA:9", 0x1008, "CORDOVA:FREQ", "FREQ", true, true),
+        (
+            "SHELBY",
+            "PPA:1",
+            0x1000u128,
+            "SHELBY:FREQ",
+            "FREQ",
+            true,
+            true,
+        ),
+        (
+            "SHELBY",
+            "PPA:3",
+            0x1002,
+            "SHELBY-V1:VPHM",
+            "VPHM",
+            true,
+            true,
+        ),
+        (
+            "CORDOVA",
+            "PPA:9",
+            0x1008,
+            "CORDOVA:FREQ",
+            "FREQ",
+            true,
+            true,
+        ),
         ("GEN_A", "GEN:1", 0x100F, "GEN_A.MW", "CALC", false, true),
         ("OLD_PMU", "OLD:1", 0x3000, "OLD:FREQ", "FREQ", false, false),
     ] {
@@ -546,7 +815,9 @@ fn cases() -> Vec<(&'static str, Expect)> {
 #[test]
 fn conformance() {
     let set = fixture();
-    let ctx = EvalContext { now_ticks: ticks::from_civil(2024, 6, 1, 0, 0, 0, 0) };
+    let ctx = EvalContext {
+        now_ticks: ticks::from_civil(2024, 6, 1, 0, 0, 0, 0),
+    };
     let all = cases();
     assert!(all.len() >= 120, "only {} cases", all.len());
     let mut failures = Vec::new();
@@ -554,12 +825,18 @@ fn conformance() {
         let got = parse(text).and_then(|f| f.select(&set, AM, &ctx));
         let ok = match (expect, &got) {
             (Expect::Am(rows), Ok(sel)) => {
-                sel == &vec![TableSelection { table: AM.to_owned(), rows: rows.clone() }]
+                sel == &vec![TableSelection {
+                    table: AM.to_owned(),
+                    rows: rows.clone(),
+                }]
             }
             (Expect::Tables(tables), Ok(sel)) => {
                 let want: Vec<TableSelection> = tables
                     .iter()
-                    .map(|(t, rows)| TableSelection { table: (*t).to_owned(), rows: rows.clone() })
+                    .map(|(t, rows)| TableSelection {
+                        table: (*t).to_owned(),
+                        rows: rows.clone(),
+                    })
                     .collect();
                 sel == &want
             }
@@ -572,28 +849,49 @@ fn conformance() {
                 Expect::Tables(t) => format!("{t:?}"),
                 Expect::Err(e) => format!("error containing {e:?}"),
             };
-            failures.push(format!("  {text}\n    expected: {want}\n    got:      {got:?}"));
+            failures.push(format!(
+                "  {text}\n    expected: {want}\n    got:      {got:?}"
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), all.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        all.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn select_table_matches_select() {
     let set = fixture();
     let ctx = EvalContext { now_ticks: 0 };
-    let f = parse("FILTER DeviceDetail WHERE Enabled; PPA:3; FILTER ActiveMeasurements WHERE DeviceID = 2").unwrap();
-    assert_eq!(f.tables(), vec!["DeviceDetail".to_owned(), "ActiveMeasurements".to_owned()]);
+    let f = parse(
+        "FILTER DeviceDetail WHERE Enabled; PPA:3; FILTER ActiveMeasurements WHERE DeviceID = 2",
+    )
+    .unwrap();
+    assert_eq!(
+        f.tables(),
+        vec!["DeviceDetail".to_owned(), "ActiveMeasurements".to_owned()]
+    );
     let am = set.table(AM).unwrap();
-    assert_eq!(f.select_table(am, true, &ctx).unwrap(), vec![2, 15, 16, 17, 18, 19]);
-    assert_eq!(f.select_table(am, false, &ctx).unwrap(), vec![15, 16, 17, 18, 19]);
+    assert_eq!(
+        f.select_table(am, true, &ctx).unwrap(),
+        vec![2, 15, 16, 17, 18, 19]
+    );
+    assert_eq!(
+        f.select_table(am, false, &ctx).unwrap(),
+        vec![15, 16, 17, 18, 19]
+    );
     let dd = set.table("DeviceDetail").unwrap();
     assert_eq!(f.select_table(dd, false, &ctx).unwrap(), vec![0, 1]);
 }
 
 #[test]
 fn error_reports_offset_and_reason() {
-    let e = parse("FILTER ActiveMeasurements WHERE SignalType = 'FREQ' ORDER PointTag").unwrap_err();
+    let e =
+        parse("FILTER ActiveMeasurements WHERE SignalType = 'FREQ' ORDER PointTag").unwrap_err();
     assert_eq!(e.offset(), 58);
     assert!(e.message().starts_with("expected BY after ORDER"), "{e}");
     let set = fixture();

@@ -26,14 +26,30 @@ fn table() -> DataSet {
         let null = i % 3 == 2;
         t.push_row(vec![
             Value::String(format!("PPA:{i}")),
-            if null { Value::Null } else { Value::Guid(Uuid::from_u128(i as u128)) },
+            if null {
+                Value::Null
+            } else {
+                Value::Guid(Uuid::from_u128(i as u128))
+            },
             Value::String(format!("Tag.{i}")),
-            if null { Value::Null } else { Value::Int32(i - 3) },
+            if null {
+                Value::Null
+            } else {
+                Value::Int32(i - 3)
+            },
             Value::Int64(i64::MAX - i64::from(i)),
             Value::Double(f64::from(i) / 2.0),
-            if null { Value::Null } else { Value::Decimal(35.5) },
+            if null {
+                Value::Null
+            } else {
+                Value::Decimal(35.5)
+            },
             Value::Boolean(i % 2 == 0),
-            if null { Value::Null } else { Value::DateTime(638_000_000_000_000_000 + i64::from(i)) },
+            if null {
+                Value::Null
+            } else {
+                Value::DateTime(638_000_000_000_000_000 + i64::from(i))
+            },
         ]);
     }
     let mut set = DataSet::new("DataSet");
@@ -43,24 +59,144 @@ fn table() -> DataSet {
 
 fn run(set: &DataSet, text: &str) {
     if let Ok(f) = parse(text) {
-        let _ = f.select(set, "ActiveMeasurements", &EvalContext { now_ticks: 638_000_000_000_000_000 });
+        let _ = f.select(
+            set,
+            "ActiveMeasurements",
+            &EvalContext {
+                now_ticks: 638_000_000_000_000_000,
+            },
+        );
         let _ = f.tables();
     }
 }
 
 const TOKENS: &[&str] = &[
-    "FILTER", "TOP", "WHERE", "ORDER", "BY", "ASC", "DESC", "BINARY", "AND", "OR", "NOT", "IS", "NULL",
-    "IN", "LIKE", "XOR", "TRUE", "FALSE", "ActiveMeasurements", "ID", "SignalID", "PointTag", "DeviceID",
-    "Big", "Adder", "Latitude", "Enabled", "UpdatedOn", "Nope", "[PointTag]", "`ID`", "(", ")", ",", ";",
-    "+", "-", "*", "/", "%", "<<", ">>", "&", "|", "^", "~", "!", "<", "<=", ">", ">=", "=", "==", "===",
-    "!=", "!==", "<>", "&&", "||", "0", "1", "-1", "2147483648", "0x7FFFFFFF", "1.5", "1e308", "'x'",
-    "'PPA:1'", "''", "'%'", "'Tag%'", "#2024-01-01#", "#x#", "PPA:1", "\"Tag.1\"",
-    "{00000000-0000-0000-0000-000000000001}", "'00000000-0000-0000-0000-000000000001'", "--c\n", "/*c*/",
-    "Abs", "Ceiling", "Coalesce", "Convert", "Contains", "DateAdd", "DateDiff", "DatePart", "EndsWith",
-    "Floor", "IIf", "IndexOf", "IsDate", "IsInteger", "IsGuid", "IsNull", "IsNumeric", "LastIndexOf",
-    "Len", "Lower", "MaxOf", "MinOf", "Now", "NthIndexOf", "Power", "RegExMatch", "RegExVal", "Replace",
-    "Reverse", "Round", "Split", "Sqrt", "StartsWith", "StrCount", "StrCmp", "SubStr", "Trim", "TrimLeft",
-    "TrimRight", "Upper", "UtcNow", "'Day'", "'Year'", "'Int32'", "'String'", "'Guid'", "'.*'",
+    "FILTER",
+    "TOP",
+    "WHERE",
+    "ORDER",
+    "BY",
+    "ASC",
+    "DESC",
+    "BINARY",
+    "AND",
+    "OR",
+    "NOT",
+    "IS",
+    "NULL",
+    "IN",
+    "LIKE",
+    "XOR",
+    "TRUE",
+    "FALSE",
+    "ActiveMeasurements",
+    "ID",
+    "SignalID",
+    "PointTag",
+    "DeviceID",
+    "Big",
+    "Adder",
+    "Latitude",
+    "Enabled",
+    "UpdatedOn",
+    "Nope",
+    "[PointTag]",
+    "`ID`",
+    "(",
+    ")",
+    ",",
+    ";",
+    "+",
+    "-",
+    "*",
+    "/",
+    "%",
+    "<<",
+    ">>",
+    "&",
+    "|",
+    "^",
+    "~",
+    "!",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "=",
+    "==",
+    "===",
+    "!=",
+    "!==",
+    "<>",
+    "&&",
+    "||",
+    "0",
+    "1",
+    "-1",
+    "2147483648",
+    "0x7FFFFFFF",
+    "1.5",
+    "1e308",
+    "'x'",
+    "'PPA:1'",
+    "''",
+    "'%'",
+    "'Tag%'",
+    "#2024-01-01#",
+    "#x#",
+    "PPA:1",
+    "\"Tag.1\"",
+    "{00000000-0000-0000-0000-000000000001}",
+    "'00000000-0000-0000-0000-000000000001'",
+    "--c\n",
+    "/*c*/",
+    "Abs",
+    "Ceiling",
+    "Coalesce",
+    "Convert",
+    "Contains",
+    "DateAdd",
+    "DateDiff",
+    "DatePart",
+    "EndsWith",
+    "Floor",
+    "IIf",
+    "IndexOf",
+    "IsDate",
+    "IsInteger",
+    "IsGuid",
+    "IsNull",
+    "IsNumeric",
+    "LastIndexOf",
+    "Len",
+    "Lower",
+    "MaxOf",
+    "MinOf",
+    "Now",
+    "NthIndexOf",
+    "Power",
+    "RegExMatch",
+    "RegExVal",
+    "Replace",
+    "Reverse",
+    "Round",
+    "Split",
+    "Sqrt",
+    "StartsWith",
+    "StrCount",
+    "StrCmp",
+    "SubStr",
+    "Trim",
+    "TrimLeft",
+    "TrimRight",
+    "Upper",
+    "UtcNow",
+    "'Day'",
+    "'Year'",
+    "'Int32'",
+    "'String'",
+    "'Guid'",
+    "'.*'",
 ];
 
 /// A random well-formed expression over the table's columns, literals, operators and functions.
@@ -88,28 +224,81 @@ fn expr() -> impl Strategy<Value = String> {
     ];
     leaf.prop_recursive(5, 48, 4, |inner| {
         let binop = prop_oneof![
-            Just("*"), Just("/"), Just("%"), Just("+"), Just("-"), Just("<<"), Just(">>"), Just("&"),
-            Just("|"), Just("^"), Just("<"), Just("<="), Just(">"), Just(">="), Just("="), Just("==="),
-            Just("<>"), Just("!=="), Just("AND"), Just("OR"), Just("LIKE"), Just("NOT LIKE BINARY"),
+            Just("*"),
+            Just("/"),
+            Just("%"),
+            Just("+"),
+            Just("-"),
+            Just("<<"),
+            Just(">>"),
+            Just("&"),
+            Just("|"),
+            Just("^"),
+            Just("<"),
+            Just("<="),
+            Just(">"),
+            Just(">="),
+            Just("="),
+            Just("==="),
+            Just("<>"),
+            Just("!=="),
+            Just("AND"),
+            Just("OR"),
+            Just("LIKE"),
+            Just("NOT LIKE BINARY"),
         ];
         let func = prop_oneof![
-            Just("Abs"), Just("Ceiling"), Just("Coalesce"), Just("Convert"), Just("Contains"),
-            Just("DateAdd"), Just("DateDiff"), Just("DatePart"), Just("EndsWith"), Just("Floor"),
-            Just("IIf"), Just("IndexOf"), Just("IsDate"), Just("IsInteger"), Just("IsGuid"),
-            Just("IsNull"), Just("IsNumeric"), Just("LastIndexOf"), Just("Len"), Just("Lower"),
-            Just("MaxOf"), Just("MinOf"), Just("NthIndexOf"), Just("Power"), Just("RegExMatch"),
-            Just("RegExVal"), Just("Replace"), Just("Reverse"), Just("Round"), Just("Split"),
-            Just("Sqrt"), Just("StartsWith"), Just("StrCount"), Just("StrCmp"), Just("SubStr"),
-            Just("Trim"), Just("Upper"),
+            Just("Abs"),
+            Just("Ceiling"),
+            Just("Coalesce"),
+            Just("Convert"),
+            Just("Contains"),
+            Just("DateAdd"),
+            Just("DateDiff"),
+            Just("DatePart"),
+            Just("EndsWith"),
+            Just("Floor"),
+            Just("IIf"),
+            Just("IndexOf"),
+            Just("IsDate"),
+            Just("IsInteger"),
+            Just("IsGuid"),
+            Just("IsNull"),
+            Just("IsNumeric"),
+            Just("LastIndexOf"),
+            Just("Len"),
+            Just("Lower"),
+            Just("MaxOf"),
+            Just("MinOf"),
+            Just("NthIndexOf"),
+            Just("Power"),
+            Just("RegExMatch"),
+            Just("RegExVal"),
+            Just("Replace"),
+            Just("Reverse"),
+            Just("Round"),
+            Just("Split"),
+            Just("Sqrt"),
+            Just("StartsWith"),
+            Just("StrCount"),
+            Just("StrCmp"),
+            Just("SubStr"),
+            Just("Trim"),
+            Just("Upper"),
         ];
         prop_oneof![
             (inner.clone(), binop, inner.clone()).prop_map(|(l, op, r)| format!("({l} {op} {r})")),
-            (prop_oneof![Just("-"), Just("~"), Just("NOT "), Just("!")], inner.clone())
+            (
+                prop_oneof![Just("-"), Just("~"), Just("NOT "), Just("!")],
+                inner.clone()
+            )
                 .prop_map(|(op, e)| format!("{op}({e})")),
-            (inner.clone(), any::<bool>()).prop_map(|(e, n)| format!("({e} IS {}NULL)", if n { "NOT " } else { "" })),
+            (inner.clone(), any::<bool>())
+                .prop_map(|(e, n)| format!("({e} IS {}NULL)", if n { "NOT " } else { "" })),
             (inner.clone(), prop::collection::vec(inner.clone(), 1..5))
                 .prop_map(|(e, l)| format!("({e} IN ({}))", l.join(", "))),
-            (func, prop::collection::vec(inner, 0..4)).prop_map(|(f, a)| format!("{f}({})", a.join(", "))),
+            (func, prop::collection::vec(inner, 0..4))
+                .prop_map(|(f, a)| format!("{f}({})", a.join(", "))),
         ]
     })
 }
@@ -147,7 +336,14 @@ fn hostile_inputs_fail_cleanly() {
     let huge = "x".repeat(sttp_proto::filter::MAX_FILTER_LENGTH + 1);
     assert!(parse(&huge).is_err());
     // Deep nesting of every recursive construct is rejected, not a stack overflow.
-    for (open, close) in [("(", ")"), ("Abs(", ")"), ("NOT ", ""), ("-(", ")"), ("x IN (", ")"), ("x LIKE (", ")")] {
+    for (open, close) in [
+        ("(", ")"),
+        ("Abs(", ")"),
+        ("NOT ", ""),
+        ("-(", ")"),
+        ("x IN (", ")"),
+        ("x LIKE (", ")"),
+    ] {
         let text = format!("{}1{}", open.repeat(5000), close.repeat(5000));
         assert!(parse(&text).is_err(), "{open}");
     }
@@ -155,20 +351,31 @@ fn hostile_inputs_fail_cleanly() {
     for text in [
         format!("{}DeviceID{} = 1", "(".repeat(120), ")".repeat(120)),
         format!("{}DeviceID{} = 1", "Abs(".repeat(60), ")".repeat(60)),
-        format!("{}DeviceID{} = 1", "(DeviceID + ".repeat(120), ")".repeat(120)),
+        format!(
+            "{}DeviceID{} = 1",
+            "(DeviceID + ".repeat(120),
+            ")".repeat(120)
+        ),
         format!("{}DeviceID = 1{}", "(NOT ".repeat(120), ")".repeat(120)),
     ] {
         assert!(parse(&text).is_ok(), "{text}");
         run(&set, &text);
     }
     // Long OR chains (GUID lists) stay shallow.
-    let list: Vec<String> = (0..15_000).map(|i| format!("SignalID = {{{}}}", Uuid::from_u128(i))).collect();
+    let list: Vec<String> = (0..15_000)
+        .map(|i| format!("SignalID = {{{}}}", Uuid::from_u128(i)))
+        .collect();
     let f = parse(&list.join(" OR ")).unwrap();
-    let got = f.select(&set, "ActiveMeasurements", &EvalContext { now_ticks: 0 }).unwrap();
+    let got = f
+        .select(&set, "ActiveMeasurements", &EvalContext { now_ticks: 0 })
+        .unwrap();
     assert_eq!(got[0].rows, vec![0, 1, 3, 4]);
     // Pathological LIKE patterns stay polynomial.
     let pat = "%a".repeat(2000);
-    run(&set, &format!("PointTag + '{}' LIKE '{pat}b'", "a".repeat(5000)));
+    run(
+        &set,
+        &format!("PointTag + '{}' LIKE '{pat}b'", "a".repeat(5000)),
+    );
     // Integer edge cases wrap or error instead of panicking.
     for e in [
         "DeviceID = -2147483648 / -1",
