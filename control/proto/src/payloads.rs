@@ -17,48 +17,8 @@ pub fn encode_data_start_time(ticks: i64) -> [u8; 8] {
     ticks.to_be_bytes()
 }
 
-/// UpdateBaseTimes 0x84 (wire.md §6): `i32 timeIndex, i64 base[0], i64 base[1]`, 20 bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct BaseTimes {
-    /// Which base new compact offsets use (0 or 1).
-    pub time_index: i32,
-    /// The two base timestamps, in ticks.
-    pub offsets: [i64; 2],
-}
-
-impl BaseTimes {
-    /// Encoded size.
-    pub const LEN: usize = 20;
-
-    /// Parses the payload. A time index other than 0/1 is an error: offsets would select a
-    /// base that does not exist.
-    pub fn decode(payload: &[u8]) -> Result<Self, ProtoError> {
-        let mut r = Reader::new(payload);
-        let time_index = r.i32("base time index")?;
-        if !(0..=1).contains(&time_index) {
-            return Err(DecodeError::invalid("base time index", 0).into());
-        }
-        let b0 = r.i64("base time offset 0")?;
-        let b1 = r.i64("base time offset 1")?;
-        Ok(Self {
-            time_index,
-            offsets: [b0, b1],
-        })
-    }
-
-    /// The 20-byte payload.
-    pub fn encode(&self) -> [u8; Self::LEN] {
-        let mut out = [0u8; Self::LEN];
-        let parts = self.time_index.to_be_bytes().into_iter();
-        let parts = parts
-            .chain(self.offsets[0].to_be_bytes())
-            .chain(self.offsets[1].to_be_bytes());
-        for (slot, b) in out.iter_mut().zip(parts) {
-            *slot = b;
-        }
-        out
-    }
-}
+/// UpdateBaseTimes 0x84 (wire.md §6): the codec lives beside the compact format that uses it.
+pub use sttp_wire::compact::BaseTimes;
 
 /// Notify 0x89 (wire.md §9): `i32 hash` + message; the subscriber confirms with
 /// `ConfirmNotification(hash)`.

@@ -114,8 +114,10 @@ proptest! {
     fn payload_round_trips(idx in 0i32..=1, b0 in any::<i64>(), b1 in any::<i64>(), hash in any::<i32>(),
                            msg in "\\PC{0,20}", seq in any::<u32>(), flags in any::<u8>(), sig in any::<i32>(),
                            data in prop::collection::vec(any::<u8>(), 0..20)) {
-        let bt = BaseTimes { time_index: idx, offsets: [b0, b1] };
-        prop_assert_eq!(BaseTimes::decode(&bt.encode()).unwrap(), bt);
+        let bt = BaseTimes { index: idx, offsets: [b0, b1] };
+        let mut bytes = Vec::new();
+        bt.encode(&mut bytes);
+        prop_assert_eq!(BaseTimes::decode(&bytes).unwrap(), bt);
         let n = Notification { hash, message: msg };
         prop_assert_eq!(Notification::decode(&n.encode(StringEncoding::Utf8), StringEncoding::Utf8).unwrap(), n);
         let bb = BufferBlock { sequence: seq, flags, signal_index: sig, payload: &data };

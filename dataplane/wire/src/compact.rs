@@ -197,8 +197,21 @@ fn time_form(ts: i64, opts: CompactOptions, base: Option<&BaseTimes>) -> TimeFor
 /// Encoded size of `m`: 9, 11, 13 or 17 bytes.
 #[inline]
 pub fn encoded_len(m: &Measurement, opts: CompactOptions, base: Option<&BaseTimes>) -> usize {
+    form_len(time_form(m.timestamp, opts, base))
+}
+
+/// Appends one compact measurement. In millisecond mode the offset form drops sub-millisecond
+/// ticks; the full form always keeps every tick bit, leap-second bits included.
+#[inline]
+pub fn encode(out: &mut Vec<u8>, m: &Measurement, opts: CompactOptions, base: Option<&BaseTimes>) {
+    encode_form(out, m, time_form(m.timestamp, opts, base));
+}
+
+/// Length of a measurement with the given time form.
+#[inline]
+const fn form_len(form: TimeForm) -> usize {
     FIXED_LEN
-        + match time_form(m.timestamp, opts, base) {
+        + match form {
             TimeForm::None => 0,
             TimeForm::Full => 8,
             TimeForm::Ticks(..) => 4,
@@ -206,42 +219,29 @@ pub fn encoded_len(m: &Measurement, opts: CompactOptions, base: Option<&BaseTime
         }
 }
 
-/// Appends one compact measurement. In millisecond mode the offset form drops sub-millisecond
-/// ticks; the full form always keeps every tick bit, leap-second bits included.
-#[inline]
-pub fn encode(out: &mut Vec<u8>, m: &Measurement, opts: CompactOptions, base: Option<&BaseTimes>) {
-    let form = time_form(m.timestamp, opts, base);
+#[inline(always)]
+fn encode_form(out: &mut Vec<u8>, m: &Measurement, form: TimeForm) {
     let mut flags = compact_flags(m.flags);
-    match form {
-        TimeForm::Ticks(_, i1) | TimeForm::Millis(_, i1) => {
-            flags |= bits::BASE_TIME_OFFSET;
-            if i1 {
-                flags |= bits::TIME_INDEX;
-            }
-        }
-        TimeForm::None | TimeForm::Full => {}
-    }
     let mut buf = [0u8; 17];
-    buf[0] = flags;
-    let [a, b, c, d] = m.runtime_id.to_be_bytes();
-    let [e, f, g, h] = m.value.to_bits().to_be_bytes();
-    buf[1..9].copy_from_slice(&[a, b, c, d, e, f, g, h]);
-    let len = match form {
-        TimeForm::None => FIXED_LEN,
-        TimeForm::Full => {
-            buf[9..17].copy_from_slice(&m.timestamp.to_be_bytes());
-            17
-        }
-        TimeForm::Ticks(t, _) => {
+    match form {
+        TimeForm::None => {}
+        TimeForm::Full => buf[9..17].copy_from_slice(&m.timestamp.to_be_bytes()),
+        TimeForm::Ticks(t, i1) => {
+            flags |= bits::BASE_TIME_OFFSET | if i1 { bits::TIME_INDEX } else { 0 };
             buf[9..13].copy_from_slice(&t.to_be_bytes());
-            13
         }
-        TimeForm::Millis(t, _) => {
+        TimeForm::Millis(t, i1) => {
+            flags |= bits::BASE_TIME_OFFSET | if i1 { bits::TIME_INDEX } else { 0 };
             buf[9..11].copy_from_slice(&t.to_be_bytes());
-            11
         }
-    };
-    out.extend_from_slice(buf.get(..len).unwrap_or_default());
+    }
+    buf[0] = flags;
+    buf[1..5].copy_from_slice(&m.runtime_id.to_be_bytes());
+    buf[5..9].copy_from_slice(&m.value.to_bits().to_be_bytes());
+    // A fixed 17-byte append and a trim beat a variable-length copy.
+    let len = out.len();
+    out.extend_from_slice(&buf);
+    out.truncate(len + form_len(form));
 }
 
 /// Decodes `count` compact measurements from `body` (the DataPacket payload after flags and
@@ -429,11 +429,11 @@ impl PacketEncoder {
     /// Adds one measurement; `false` when it does not fit (nothing written).
     #[inline]
     pub fn try_add(&mut self, out: &mut Vec<u8>, m: &Measurement) -> bool {
-        let len = encoded_len(m, self.opts, self.base.as_ref());
-        if !self.open || out.len().saturating_add(len) > self.limit {
+        let form = time_form(m.timestamp, self.opts, self.base.as_ref());
+        if !self.open || out.len().saturating_add(form_len(form)) > self.limit {
             return false;
         }
-        encode(out, m, self.opts, self.base.as_ref());
+        encode_form(out, m, form);
         self.count += 1;
         true
     }
