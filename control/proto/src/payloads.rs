@@ -5,7 +5,7 @@
 
 use crate::encoding::StringEncoding;
 use crate::error::ProtoError;
-use sttp_wire::cursor::{DecodeError, Reader};
+use sttp_wire::cursor::Reader;
 
 /// DataStartTime 0x86: `i64` ticks of the first measurement.
 pub fn decode_data_start_time(payload: &[u8]) -> Result<i64, ProtoError> {

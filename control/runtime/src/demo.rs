@@ -10,7 +10,8 @@ use crate::config::DemoConfig;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use crate::clock::now_ticks;
+use std::time::{Duration, Instant};
 use sttp_dataplane::{SourceHandle, SourcePoint};
 use sttp_proto::catalog::Catalog;
 use sttp_proto::metadata::builder::{
@@ -307,13 +308,6 @@ impl GridModel {
     }
 }
 
-fn now_ticks() -> i64 {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i128)
-        .unwrap_or(0);
-    ticks::from_unix_nanos(nanos)
-}
 
 /// Publishes frames at `rate` per second, aligned to frame boundaries of the wall clock, with
 /// catch-up (bounded) when the thread falls behind.

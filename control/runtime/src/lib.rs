@@ -5,6 +5,7 @@
 //! `sttp-dataplane` engine. This crate moves bytes between sockets, sessions and the engine.
 
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod metadata_cache;

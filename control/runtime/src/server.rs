@@ -5,7 +5,8 @@ use crate::sink::ChannelSink;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use crate::clock::now_ticks;
+use std::time::Duration;
 use sttp_dataplane::encoder::{EncoderSettings, Format, Throttle};
 use sttp_dataplane::{Engine, EngineConfig, SourceHandle, SubscriptionHandle, SubscriptionSpec};
 use sttp_proto::catalog::Catalog;
@@ -109,13 +110,6 @@ impl std::fmt::Debug for Publisher {
     }
 }
 
-fn now_ticks() -> i64 {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i128)
-        .unwrap_or(0);
-    ticks::from_unix_nanos(nanos)
-}
 
 impl Publisher {
     /// Binds the listener, starts the data plane and starts accepting.
