@@ -93,9 +93,7 @@ pub fn fuzz(root: &Path, opts: &FuzzOpts) -> Result<()> {
     let t = Instant::now();
     let mut build = cargo_fuzz(&opts.toolchain);
     build
-        .arg("build")
-        .arg("--fuzz-dir")
-        .arg(&fuzz_dir)
+        .args(["build", "--fuzz-dir", FUZZ_DIR])
         .current_dir(root);
     run(&mut build).context("building the fuzz targets failed")?;
     eprintln!("    built in {}", secs(t.elapsed()));
@@ -250,13 +248,10 @@ fn fuzz_one_inner(
     let log = fs::File::create(&log_path)?;
 
     let mut cmd = cargo_fuzz(&opts.toolchain);
-    cmd.arg("run")
-        .arg("--fuzz-dir")
-        .arg(fuzz_dir)
-        .arg(target)
-        .arg(&corpus);
+    cmd.args(["run", "--fuzz-dir", FUZZ_DIR, target]);
+    cmd.arg(rel(root, &corpus));
     if seeds.is_dir() {
-        cmd.arg(&seeds);
+        cmd.arg(rel(root, &seeds));
     }
     cmd.arg("--")
         .arg(format!("-max_total_time={}", opts.seconds))
@@ -290,6 +285,20 @@ fn fuzz_one_inner(
         Some(status) if status.success() => {
             r.ok = true;
             r.status = "ok".into();
+        }
+        Some(status) if text.contains("failed to build fuzz script") => {
+            // The crate changed since the up-front build (or this target alone fails to build).
+            r.status = "BUILD FAILED".into();
+            r.detail = text
+                .lines()
+                .filter(|l| l.starts_with("error"))
+                .take(5)
+                .map(str::to_string)
+                .collect();
+            r.detail.push(format!(
+                "`{shown}` exited with {status}; log: {}",
+                rel(root, &log_path)
+            ));
         }
         Some(status) => {
             r.status = "CRASHED".into();
