@@ -241,16 +241,17 @@ impl SubscriptionEncoder {
 
     fn close_packet(&mut self) {
         if let Some(open) = self.open.take() {
-            match self.settings.format {
-                Format::Tssc => {
-                    self.tssc.finish(&mut self.buf);
-                }
-                Format::Compact => {
-                    self.compact.finish(&mut self.buf);
-                }
+            let count = match self.settings.format {
+                Format::Tssc => self.tssc.finish(&mut self.buf),
+                Format::Compact => self.compact.finish(&mut self.buf),
+            };
+            if count == 0 {
+                // Nothing was encodable (runtime IDs out of range): drop the empty response.
+                self.buf.truncate(open.mark.start());
+            } else {
+                frame::finish_response(&mut self.buf, open.mark);
+                self.buffered_packets += 1;
             }
-            frame::finish_response(&mut self.buf, open.mark);
-            self.buffered_packets += 1;
         }
     }
 

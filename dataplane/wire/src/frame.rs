@@ -37,6 +37,14 @@ pub struct ResponseMark {
     framed: bool,
 }
 
+impl ResponseMark {
+    /// Offset in the buffer where the response (with its prefix, if framed) starts; truncating
+    /// the buffer here removes the response.
+    pub const fn start(&self) -> usize {
+        self.start
+    }
+}
+
 /// Starts a response in `out`: reserves the TCP prefix when `framed`, then writes the header with
 /// a zero length. Write the payload, then call [`finish_response`].
 pub fn begin_response(out: &mut Vec<u8>, code: u8, command: u8, framed: bool) -> ResponseMark {

@@ -5,9 +5,9 @@
 //! measurement keys, point tags, strings, date-times). This lexer computes the candidate lengths
 //! for the overlapping token classes and applies the same rule, so inputs such as `PPA:12`
 //! (measurement key, not identifier `PPA`) or `'8f3e…'` (GUID, not string) tokenize like the
-//! reference. One deliberate difference: a 32-hex-digit dash-less GUID that starts with a letter
-//! ties with an identifier; the reference picks the identifier (and then fails on the unknown
-//! column), we pick the GUID, which is what wire.md §7 documents.
+//! reference. One deliberate difference: a 32-hex-digit dash-less GUID ties with an identifier
+//! (when it starts with a letter) or an integer (when it is all digits); the reference picks the
+//! identifier/integer (and then fails), we pick the GUID, which is what wire.md §7 documents.
 
 use super::FilterError;
 use uuid::Uuid;

@@ -329,7 +329,6 @@ pub(crate) fn parse_datetime(text: &str) -> Option<i64> {
             second = num(&mut p, 2)?.0;
             if b.get(p) == Some(&b'.') {
                 p += 1;
-                let start = p;
                 let mut digits = 0;
                 while let Some(c) = b.get(p).filter(|c| c.is_ascii_digit()) {
                     if digits < 7 {
@@ -341,7 +340,6 @@ pub(crate) fn parse_datetime(text: &str) -> Option<i64> {
                 for _ in digits..7 {
                     frac *= 10;
                 }
-                let _ = start;
             }
         }
         while b.get(p) == Some(&b' ') {
@@ -360,8 +358,7 @@ pub(crate) fn parse_datetime(text: &str) -> Option<i64> {
             p += 2;
         }
     } else {
-        p = q.max(p);
-        p = if q > p { q } else { p };
+        p = q;
     }
     if hour > 23 || minute > 59 || second > 59 {
         return None;
