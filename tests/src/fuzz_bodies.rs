@@ -633,7 +633,10 @@ pub fn compact(data: &[u8]) {
         if opts.millisecond_resolution {
             // The millisecond offset form drops sub-millisecond ticks (documented), nothing else.
             let lost = m.timestamp.wrapping_sub(back.timestamp);
-            assert!((0..10_000).contains(&lost), "compact ms round trip: {m:?} -> {back:?}");
+            assert!(
+                (0..10_000).contains(&lost),
+                "compact ms round trip: {m:?} -> {back:?}"
+            );
             let back = Measurement {
                 timestamp: m.timestamp,
                 ..back

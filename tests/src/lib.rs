@@ -195,12 +195,22 @@ impl Drop for TestPublisher {
 /// Checks that every received point is exactly what the stream published for its signal and
 /// frame (signal known, timestamp on the frame grid, value bits and flags identical).
 pub fn check_points(tp: &TestPublisher, received: &[Expected]) -> Result<(), String> {
-    let positions: HashMap<Uuid, usize> = tp.signals.iter().enumerate().map(|(i, g)| (*g, i)).collect();
+    let positions: HashMap<Uuid, usize> = tp
+        .signals
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (*g, i))
+        .collect();
     for r in received {
-        let pos = *positions.get(&r.signal).ok_or_else(|| format!("unknown signal {} received", r.signal))?;
+        let pos = *positions
+            .get(&r.signal)
+            .ok_or_else(|| format!("unknown signal {} received", r.signal))?;
         let rel = r.ticks - T0;
         if rel < 0 || rel % FRAME_TICKS != 0 {
-            return Err(format!("timestamp {} is not on the test frame grid", r.ticks));
+            return Err(format!(
+                "timestamp {} is not on the test frame grid",
+                r.ticks
+            ));
         }
         let e = tp.expected(pos, (rel / FRAME_TICKS) as u64);
         if e.value.to_bits() != r.value.to_bits() || e.flags != r.flags {
@@ -213,9 +223,19 @@ pub fn check_points(tp: &TestPublisher, received: &[Expected]) -> Result<(), Str
 /// Checks received points against the test stream: every point of every frame from the first
 /// received frame up to `end_frame` (exclusive) arrived exactly once with identical signal,
 /// timestamp, value bits and flags, and nothing else arrived. Returns the number of frames checked.
-pub fn check_window(tp: &TestPublisher, received: &[Expected], end_frame: u64, allowed_signals: Option<&[usize]>) -> Result<u64, String> {
+pub fn check_window(
+    tp: &TestPublisher,
+    received: &[Expected],
+    end_frame: u64,
+    allowed_signals: Option<&[usize]>,
+) -> Result<u64, String> {
     check_points(tp, received)?;
-    let positions: HashMap<Uuid, usize> = tp.signals.iter().enumerate().map(|(i, g)| (*g, i)).collect();
+    let positions: HashMap<Uuid, usize> = tp
+        .signals
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (*g, i))
+        .collect();
     let wanted: Vec<usize> = match allowed_signals {
         Some(a) => a.to_vec(),
         None => (0..tp.signals.len()).collect(),
@@ -225,7 +245,10 @@ pub fn check_window(tp: &TestPublisher, received: &[Expected], end_frame: u64, a
     for r in received {
         let pos = positions[&r.signal];
         if !wanted.contains(&pos) {
-            return Err(format!("signal {} (position {pos}) was not subscribed but arrived", r.signal));
+            return Err(format!(
+                "signal {} (position {pos}) was not subscribed but arrived",
+                r.signal
+            ));
         }
         let f = ((r.ticks - T0) / FRAME_TICKS) as u64;
         *seen.entry((pos, f)).or_default() += 1;

@@ -317,17 +317,29 @@ async fn silence_while_subscribed_restarts_the_connection() {
 async fn user_commands_reach_the_application_and_user_responses_come_back() {
     let mut tp = TestPublisher::start(SIGNALS).await;
     tp.stream(PERIOD, 0);
-    tp.publisher().on_user_command(std::sync::Arc::new(|_peer, code, data: &[u8]| {
-        let mut answer = b"echo:".to_vec();
-        answer.extend_from_slice(data);
-        Some((0xE0 + (code - 0xD0), answer))
-    }));
-    let mut sub = Subscriber::start(config(&tp, true, 2, StringEncoding::Utf8, "FILTER ActiveMeasurements WHERE True"));
+    tp.publisher()
+        .on_user_command(std::sync::Arc::new(|_peer, code, data: &[u8]| {
+            let mut answer = b"echo:".to_vec();
+            answer.extend_from_slice(data);
+            Some((0xE0 + (code - 0xD0), answer))
+        }));
+    let mut sub = Subscriber::start(config(
+        &tp,
+        true,
+        2,
+        StringEncoding::Utf8,
+        "FILTER ActiveMeasurements WHERE True",
+    ));
     receive_window(&tp, &mut sub, 2).await;
     sub.send_user_command(0xD5, b"ping".to_vec());
     let answer = timeout(Duration::from_secs(5), async {
         loop {
-            if let Some(ClientEvent::Session(SubscriberEvent::UserResponse { code, command, data })) = sub.next_event().await {
+            if let Some(ClientEvent::Session(SubscriberEvent::UserResponse {
+                code,
+                command,
+                data,
+            })) = sub.next_event().await
+            {
                 return (code, command, data);
             }
         }
@@ -342,7 +354,13 @@ async fn user_commands_reach_the_application_and_user_responses_come_back() {
 async fn throttled_subscription_gets_latest_values_once_per_interval() {
     let mut tp = TestPublisher::start(SIGNALS).await;
     tp.stream(PERIOD, 0);
-    let mut c = config(&tp, true, 2, StringEncoding::Utf8, "FILTER ActiveMeasurements WHERE True");
+    let mut c = config(
+        &tp,
+        true,
+        2,
+        StringEncoding::Utf8,
+        "FILTER ActiveMeasurements WHERE True",
+    );
     c.session.settings.throttled = true;
     c.session.settings.publish_interval = 0.25;
     let mut sub = Subscriber::start(c);
@@ -357,7 +375,9 @@ async fn throttled_subscription_gets_latest_values_once_per_interval() {
             }
         }
     };
-    timeout(Duration::from_secs(10), run).await.expect("snapshots arrive");
+    timeout(Duration::from_secs(10), run)
+        .await
+        .expect("snapshots arrive");
     for (i, (_, b)) in batches.iter().enumerate().skip(1) {
         // One value per signal per snapshot, all exact.
         assert_eq!(b.len(), SIGNALS, "snapshot {i} has one point per signal");
@@ -367,7 +387,14 @@ async fn throttled_subscription_gets_latest_values_once_per_interval() {
         assert_eq!(sigs.len(), SIGNALS);
         check_points(&tp, b).unwrap_or_else(|e| panic!("snapshot {i}: {e}"));
     }
-    let gaps: Vec<f64> = batches.windows(2).skip(1).map(|w| (w[1].0 - w[0].0).as_secs_f64()).collect();
-    assert!(gaps.iter().all(|g| (0.15..0.6).contains(g)), "snapshot spacing {gaps:?}");
+    let gaps: Vec<f64> = batches
+        .windows(2)
+        .skip(1)
+        .map(|w| (w[1].0 - w[0].0).as_secs_f64())
+        .collect();
+    assert!(
+        gaps.iter().all(|g| (0.15..0.6).contains(g)),
+        "snapshot spacing {gaps:?}"
+    );
     sub.stop().await;
 }

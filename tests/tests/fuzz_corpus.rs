@@ -16,8 +16,8 @@ use sttp_proto::metadata::xml;
 use sttp_proto::payloads::{BaseTimes, BufferBlock, CipherKeys, KeyIv, Notification};
 use sttp_proto::response::{code as rsp, encode_response};
 use sttp_proto::session::{
-    PublisherOutput, PublisherSession, PublisherSessionConfig, SubscriberOutput,
-    SubscriberSession, SubscriberSessionConfig,
+    PublisherOutput, PublisherSession, PublisherSessionConfig, SubscriberOutput, SubscriberSession,
+    SubscriberSessionConfig,
 };
 use sttp_proto::sic::{SignalIndexCache, SignalIndexEntry};
 use sttp_tests::fuzz_bodies::{self as bodies, chunks_input, frames_input, NOW_TICKS};
@@ -82,7 +82,9 @@ fn replay_fuzz_corpora() {
         }
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         let Some(run) = body(&name) else {
-            panic!("corpus directory {name} matches no fuzz body: wire it into fuzz_corpus.rs::body");
+            panic!(
+                "corpus directory {name} matches no fuzz body: wire it into fuzz_corpus.rs::body"
+            );
         };
         for file in sorted_entries(&dir) {
             let data = fs::read(&file).unwrap();
@@ -269,14 +271,26 @@ fn generate_seed_corpus() {
         &command_frame(&subscribe(PY_CONNECTION_STRING), utf8),
         &command_frame(&Command::ConfirmUpdateSignalIndexCache, utf8),
     ]);
-    seeds.push(("frame", "python-session".to_string(), cat(&[&[0x7F, 7], &stream])));
-    seeds.push(("frame", "first-frame-limit".to_string(), cat(&[&[0xFF, 3], &stream])));
+    seeds.push((
+        "frame",
+        "python-session".to_string(),
+        cat(&[&[0x7F, 7], &stream]),
+    ));
+    seeds.push((
+        "frame",
+        "first-frame-limit".to_string(),
+        cat(&[&[0xFF, 3], &stream]),
+    ));
     let stream16 = cat(&[
         &hex("0000000506C4000002"),
         &command_frame(&subscribe("filterExpression={PPA:1;PPA:2}"), utf16),
         &hex("00000000"),
     ]);
-    seeds.push(("frame", "utf16-then-empty-frame".to_string(), cat(&[&[0x40, 1], &stream16])));
+    seeds.push((
+        "frame",
+        "utf16-then-empty-frame".to_string(),
+        cat(&[&[0x40, 1], &stream16]),
+    ));
 
     // command: frame bodies.
     let commands: Vec<(&str, Vec<u8>)> = vec![
@@ -291,11 +305,26 @@ fn generate_seed_corpus() {
                 utf8,
             ),
         ),
-        ("subscribe-python", command_body(&subscribe(PY_CONNECTION_STRING), utf8)),
-        ("subscribe-utf16", command_body(&subscribe(&settings_cs), utf16)),
-        ("processing-interval", command_body(&Command::UpdateProcessingInterval(-1), utf8)),
-        ("confirm-notification", command_body(&Command::ConfirmNotification(0x1234_5678), utf8)),
-        ("confirm-buffer-block", command_body(&Command::ConfirmBufferBlock(42), utf8)),
+        (
+            "subscribe-python",
+            command_body(&subscribe(PY_CONNECTION_STRING), utf8),
+        ),
+        (
+            "subscribe-utf16",
+            command_body(&subscribe(&settings_cs), utf16),
+        ),
+        (
+            "processing-interval",
+            command_body(&Command::UpdateProcessingInterval(-1), utf8),
+        ),
+        (
+            "confirm-notification",
+            command_body(&Command::ConfirmNotification(0x1234_5678), utf8),
+        ),
+        (
+            "confirm-buffer-block",
+            command_body(&Command::ConfirmBufferBlock(42), utf8),
+        ),
         ("confirm-cache", hex("0A")),
         ("publish-command-measurements-09", hex("0900000003613D62")),
         ("user-command", hex("D3DEADBEEF")),
@@ -332,11 +361,26 @@ fn generate_seed_corpus() {
     };
     let py_msg = cat(&[&hex("00000048"), &[b'x'; 0x48]]);
     let responses: Vec<(&str, Vec<u8>)> = vec![
-        ("succeeded-modes", response_body(rsp::SUCCEEDED, 0x06, b"STTP v2 client connection accepted")),
-        ("succeeded-python-prefixed", response_body(rsp::SUCCEEDED, 0x06, &py_msg)),
-        ("failed-utf16", response_body(rsp::FAILED, 0x02, &utf16.encode("no such table"))),
-        ("base-times", response_body(rsp::UPDATE_BASE_TIMES, 0x02, &base.encode())),
-        ("data-start-time", response_body(rsp::DATA_START_TIME, 0x02, &NOW_TICKS.to_be_bytes())),
+        (
+            "succeeded-modes",
+            response_body(rsp::SUCCEEDED, 0x06, b"STTP v2 client connection accepted"),
+        ),
+        (
+            "succeeded-python-prefixed",
+            response_body(rsp::SUCCEEDED, 0x06, &py_msg),
+        ),
+        (
+            "failed-utf16",
+            response_body(rsp::FAILED, 0x02, &utf16.encode("no such table")),
+        ),
+        (
+            "base-times",
+            response_body(rsp::UPDATE_BASE_TIMES, 0x02, &base.encode()),
+        ),
+        (
+            "data-start-time",
+            response_body(rsp::DATA_START_TIME, 0x02, &NOW_TICKS.to_be_bytes()),
+        ),
         (
             "notify",
             response_body(
@@ -349,8 +393,14 @@ fn generate_seed_corpus() {
                 .encode(utf8),
             ),
         ),
-        ("buffer-block", response_body(rsp::BUFFER_BLOCK, 0x02, &block)),
-        ("cipher-keys", response_body(rsp::UPDATE_CIPHER_KEYS, 0x02, &cipher.encode())),
+        (
+            "buffer-block",
+            response_body(rsp::BUFFER_BLOCK, 0x02, &block),
+        ),
+        (
+            "cipher-keys",
+            response_body(rsp::UPDATE_CIPHER_KEYS, 0x02, &cipher.encode()),
+        ),
         (
             "two-in-one-gsfapi",
             cat(&[
@@ -364,8 +414,16 @@ fn generate_seed_corpus() {
     }
 
     // connection_string.
-    seeds.push(("connection_string", "python-default".to_string(), PY_CONNECTION_STRING.into()));
-    seeds.push(("connection_string", "rust-default".to_string(), settings_cs.clone().into_bytes()));
+    seeds.push((
+        "connection_string",
+        "python-default".to_string(),
+        PY_CONNECTION_STRING.into(),
+    ));
+    seeds.push((
+        "connection_string",
+        "rust-default".to_string(),
+        settings_cs.clone().into_bytes(),
+    ));
     seeds.push((
         "connection_string",
         "tails".to_string(),
@@ -398,13 +456,21 @@ fn generate_seed_corpus() {
 
     // metadata_xml.
     let meta = xml::write_xml(&bodies::small_metadata());
-    seeds.push(("metadata_xml", "small-dataset".to_string(), meta.clone().into_bytes()));
+    seeds.push((
+        "metadata_xml",
+        "small-dataset".to_string(),
+        meta.clone().into_bytes(),
+    ));
     seeds.push((
         "metadata_xml",
         "active-measurements".to_string(),
         xml::write_xml(bodies::small_active_measurements()).into_bytes(),
     ));
-    seeds.push(("metadata_xml", "small-dataset-gzip".to_string(), sttp_proto::gzip::compress(meta.as_bytes())));
+    seeds.push((
+        "metadata_xml",
+        "small-dataset-gzip".to_string(),
+        sttp_proto::gzip::compress(meta.as_bytes()),
+    ));
     seeds.push((
         "metadata_xml",
         "bom-empty-newdataset".to_string(),
@@ -413,22 +479,82 @@ fn generate_seed_corpus() {
 
     // signal_index_cache: selector byte + payload.
     let cache = sample_cache();
-    seeds.push(("signal_index_cache", "v2-utf8".to_string(), cat(&[&[0x01], &cache.encode_payload(2, 0, false, utf8)])));
-    seeds.push(("signal_index_cache", "v2-utf8-gzip".to_string(), cat(&[&[0x11], &cache.encode_payload(2, 1, true, utf8)])));
-    seeds.push(("signal_index_cache", "v1-utf16le".to_string(), cat(&[&[0x04], &cache.encode_payload(1, 0, false, utf16)])));
-    seeds.push(("signal_index_cache", "v3-utf16le-gzip".to_string(), cat(&[&[0x16], &cache.encode_payload(3, 0, true, utf16)])));
+    seeds.push((
+        "signal_index_cache",
+        "v2-utf8".to_string(),
+        cat(&[&[0x01], &cache.encode_payload(2, 0, false, utf8)]),
+    ));
+    seeds.push((
+        "signal_index_cache",
+        "v2-utf8-gzip".to_string(),
+        cat(&[&[0x11], &cache.encode_payload(2, 1, true, utf8)]),
+    ));
+    seeds.push((
+        "signal_index_cache",
+        "v1-utf16le".to_string(),
+        cat(&[&[0x04], &cache.encode_payload(1, 0, false, utf16)]),
+    ));
+    seeds.push((
+        "signal_index_cache",
+        "v3-utf16le-gzip".to_string(),
+        cat(&[&[0x16], &cache.encode_payload(3, 0, true, utf16)]),
+    ));
     // pyapi: binaryLength without itself, no unauthorized count, index 0xFF.
     let mut py = cache.encode_body(utf8);
     py.truncate(py.len() - 4 - 16);
     let len = (py.len() - 4) as u32;
     py[..4].copy_from_slice(&len.to_be_bytes());
-    seeds.push(("signal_index_cache", "pyapi-ff-index".to_string(), cat(&[&[0x01, 0xFF], &py])));
+    seeds.push((
+        "signal_index_cache",
+        "pyapi-ff-index".to_string(),
+        cat(&[&[0x01, 0xFF], &py]),
+    ));
 
     // compact: selector (+ count byte when bits 4-5 = 0) + measurements.
-    seeds.push(("compact", "captured-full-time".to_string(), cat(&[&hex("0101"), &hex("00"), &hex("00000001"), &hex("42700000"), &hex("08df47b9742f6780")])));
-    seeds.push(("compact", "worked-example-ticks".to_string(), cat(&[&hex("0501"), &hex("40"), &hex("00000005"), &hex("42700000"), &hex("0012d687")])));
-    seeds.push(("compact", "worked-example-ms".to_string(), cat(&[&hex("0701"), &hex("40"), &hex("00000005"), &hex("42700000"), &hex("04d2")])));
-    seeds.push(("compact", "time-index-1".to_string(), cat(&[&hex("0501"), &hex("C0"), &hex("00000005"), &hex("42700000"), &hex("0012d687")])));
+    seeds.push((
+        "compact",
+        "captured-full-time".to_string(),
+        cat(&[
+            &hex("0101"),
+            &hex("00"),
+            &hex("00000001"),
+            &hex("42700000"),
+            &hex("08df47b9742f6780"),
+        ]),
+    ));
+    seeds.push((
+        "compact",
+        "worked-example-ticks".to_string(),
+        cat(&[
+            &hex("0501"),
+            &hex("40"),
+            &hex("00000005"),
+            &hex("42700000"),
+            &hex("0012d687"),
+        ]),
+    ));
+    seeds.push((
+        "compact",
+        "worked-example-ms".to_string(),
+        cat(&[
+            &hex("0701"),
+            &hex("40"),
+            &hex("00000005"),
+            &hex("42700000"),
+            &hex("04d2"),
+        ]),
+    ));
+    seeds.push((
+        "compact",
+        "time-index-1".to_string(),
+        cat(&[
+            &hex("0501"),
+            &hex("C0"),
+            &hex("00000005"),
+            &hex("42700000"),
+            &hex("0012d687"),
+        ]),
+    ));
     let base = compact::BaseTimes {
         index: 0,
         offsets: [NOW_TICKS, NOW_TICKS + 4_200_000_000],
@@ -438,7 +564,11 @@ fn generate_seed_corpus() {
     with_base.push(6);
     with_base.extend_from_slice(&compact_packet(&measurements(6), Some(base), false)[5..]);
     seeds.push(("compact", "packet-own-bases".to_string(), with_base));
-    seeds.push(("compact", "no-time".to_string(), cat(&[&[0x20], &hex("3000000002bf800000")])));
+    seeds.push((
+        "compact",
+        "no-time".to_string(),
+        cat(&[&[0x20], &hex("3000000002bf800000")]),
+    ));
 
     // tssc: selector + chunks of [version, sequence, stream].
     let vectors: Vec<Vec<u8>> = TSSC_BLOCKS
@@ -446,38 +576,84 @@ fn generate_seed_corpus() {
         .enumerate()
         .map(|(i, b)| cat(&[&[0x55, 0, i as u8], &hex(b)]))
         .collect();
-    seeds.push(("tssc", "wire-md-vectors".to_string(), cat(&[&[0x00], &chunks_input(&vectors)])));
+    seeds.push((
+        "tssc",
+        "wire-md-vectors".to_string(),
+        cat(&[&[0x00], &chunks_input(&vectors)]),
+    ));
     let packets: Vec<Vec<u8>> = tssc_packets(&measurements(60), 20, 0)
         .into_iter()
         .map(|p| p[5..].to_vec())
         .collect();
-    seeds.push(("tssc", "encoder-3-packets".to_string(), cat(&[&[0x03], &chunks_input(&packets)])));
+    seeds.push((
+        "tssc",
+        "encoder-3-packets".to_string(),
+        cat(&[&[0x03], &chunks_input(&packets)]),
+    ));
     let mut restarted = packets.clone();
     restarted.swap(0, 1);
-    seeds.push(("tssc", "out-of-sequence".to_string(), cat(&[&[0x00], &chunks_input(&restarted)])));
+    seeds.push((
+        "tssc",
+        "out-of-sequence".to_string(),
+        cat(&[&[0x00], &chunks_input(&restarted)]),
+    ));
 
     // data_packet: DataPacket payloads.
     seeds.push((
         "data_packet",
         "tssc-vector-1".to_string(),
-        cat(&[&cat(&[&hex("08"), &hex("00000003"), &hex("55"), &hex("0000")]), &hex(TSSC_BLOCKS[0])]),
+        cat(&[
+            &cat(&[&hex("08"), &hex("00000003"), &hex("55"), &hex("0000")]),
+            &hex(TSSC_BLOCKS[0]),
+        ]),
     ));
-    seeds.push(("data_packet", "compact-captured".to_string(), cat(&[&hex("02"), &hex("00000001"), &hex("00"), &hex("00000001"), &hex("42700000"), &hex("08df47b9742f6780")])));
-    seeds.push(("data_packet", "compact-encoder".to_string(), compact_packet(&measurements(9), Some(base), true)));
-    seeds.push(("data_packet", "tssc-encoder-cache1".to_string(), tssc_packets(&measurements(30), 30, 0x10).remove(0)));
-    seeds.push(("data_packet", "synchronized".to_string(), cat(&[&hex("03"), &hex("0000000000000001"), &hex("00000000")])));
+    seeds.push((
+        "data_packet",
+        "compact-captured".to_string(),
+        cat(&[
+            &hex("02"),
+            &hex("00000001"),
+            &hex("00"),
+            &hex("00000001"),
+            &hex("42700000"),
+            &hex("08df47b9742f6780"),
+        ]),
+    ));
+    seeds.push((
+        "data_packet",
+        "compact-encoder".to_string(),
+        compact_packet(&measurements(9), Some(base), true),
+    ));
+    seeds.push((
+        "data_packet",
+        "tssc-encoder-cache1".to_string(),
+        tssc_packets(&measurements(30), 30, 0x10).remove(0),
+    ));
+    seeds.push((
+        "data_packet",
+        "synchronized".to_string(),
+        cat(&[&hex("03"), &hex("0000000000000001"), &hex("00000000")]),
+    ));
 
     // sessions: a stock conversation, both ways.
     for (sel, name) in [(0x19u8, "tssc-gzip"), (0x01, "compact-plain")] {
         let (to_pub, mut to_sub) = conversation(sel);
-        seeds.push(("publisher_session", name.to_string(), cat(&[&[sel], &frames_input(&to_pub)])));
+        seeds.push((
+            "publisher_session",
+            name.to_string(),
+            cat(&[&[sel], &frames_input(&to_pub)]),
+        ));
         let mut pub_frames = to_pub.clone();
         pub_frames.push(command_body(&Command::UpdateProcessingInterval(10), utf8));
         pub_frames.push(Vec::new());
         pub_frames.push(hex("03"));
         pub_frames.push(hex("06C0000222"));
         pub_frames.push(hex("42"));
-        seeds.push(("publisher_session", format!("{name}-then-more"), cat(&[&[sel], &frames_input(&pub_frames)])));
+        seeds.push((
+            "publisher_session",
+            format!("{name}-then-more"),
+            cat(&[&[sel], &frames_input(&pub_frames)]),
+        ));
         // Data after the subscription: cache slot 0 is in force.
         let data: Vec<Vec<u8>> = if sel & 8 != 0 {
             tssc_packets(&measurements(30), 10, 0)
@@ -487,10 +663,18 @@ fn generate_seed_corpus() {
         for p in data {
             to_sub.push(response_body(rsp::DATA_PACKET, 0x02, &p));
         }
-        to_sub.push(response_body(rsp::UPDATE_BASE_TIMES, 0x02, &base.encode_proto()));
+        to_sub.push(response_body(
+            rsp::UPDATE_BASE_TIMES,
+            0x02,
+            &base.encode_proto(),
+        ));
         to_sub.push(response_body(rsp::NOTIFY, 0x02, &hex("0000000168")));
         let sub_sel = 0x60 | sel;
-        seeds.push(("subscriber_session", name.to_string(), cat(&[&[sub_sel], &frames_input(&to_sub)])));
+        seeds.push((
+            "subscriber_session",
+            name.to_string(),
+            cat(&[&[sub_sel], &frames_input(&to_sub)]),
+        ));
     }
     seeds.push((
         "publisher_session",

@@ -1,6 +1,11 @@
 //! The publisher session state machine, step by step (wire.md §2, §5): what goes out for each
 //! command, in which order, and when routes are activated.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use sttp_proto::catalog::Catalog;
 use sttp_proto::command::Command;
@@ -16,7 +21,10 @@ use uuid::Uuid;
 const NOW: i64 = 639_308_160_000_000_000;
 
 fn catalog() -> Catalog {
-    let mut b = MetadataBuilder { schema_version: 1, ..MetadataBuilder::default() };
+    let mut b = MetadataBuilder {
+        schema_version: 1,
+        ..MetadataBuilder::default()
+    };
     b.devices.push(DeviceRecord {
         node_id: Uuid::nil(),
         unique_id: Uuid::from_u128(1),
@@ -58,7 +66,10 @@ fn catalog() -> Catalog {
 }
 
 fn session() -> PublisherSession {
-    PublisherSession::new(PublisherSessionConfig { subscriber_id: Uuid::from_u128(7), publisher_name: "test".into() })
+    PublisherSession::new(PublisherSessionConfig {
+        subscriber_id: Uuid::from_u128(7),
+        publisher_name: "test".into(),
+    })
 }
 
 fn frame(c: &Command, enc: StringEncoding) -> Vec<u8> {
@@ -86,14 +97,24 @@ fn outputs(s: &mut PublisherSession, version: u8) -> Vec<Out> {
             PublisherOutput::Send(bytes) => {
                 for r in decode_responses(&bytes[4..]).unwrap() {
                     if r.code == 0x83 {
-                        let (idx, cache) = SignalIndexCache::decode_payload(r.payload, version, true, StringEncoding::Utf8).unwrap();
+                        let (idx, cache) = SignalIndexCache::decode_payload(
+                            r.payload,
+                            version,
+                            true,
+                            StringEncoding::Utf8,
+                        )
+                        .unwrap();
                         v.push(Out::Cache(idx, cache.entries.len()));
                     } else {
                         v.push(Out::Resp(r.code, r.command));
                     }
                 }
             }
-            PublisherOutput::Activate { routes, cache_index, .. } => v.push(Out::Activate(cache_index, routes)),
+            PublisherOutput::Activate {
+                routes,
+                cache_index,
+                ..
+            } => v.push(Out::Activate(cache_index, routes)),
             PublisherOutput::Deactivate => v.push(Out::Deactivate),
             PublisherOutput::UserCommand { code, .. } => v.push(Out::User(code)),
             PublisherOutput::ProcessingInterval(ms) => v.push(Out::Interval(ms)),
@@ -105,7 +126,10 @@ fn outputs(s: &mut PublisherSession, version: u8) -> Vec<Out> {
 }
 
 fn subscribe(filter: &str) -> Command {
-    Command::Subscribe { flags: 2, connection_string: format!("filterExpression={{{filter}}}") }
+    Command::Subscribe {
+        flags: 2,
+        connection_string: format!("filterExpression={{{filter}}}"),
+    }
 }
 
 fn step(s: &mut PublisherSession, c: &Catalog, cmd: &Command, version: u8) -> Vec<Out> {
@@ -117,11 +141,25 @@ fn step(s: &mut PublisherSession, c: &Catalog, cmd: &Command, version: u8) -> Ve
 fn modes_are_answered_first_and_other_commands_before_them_fail() {
     let c = catalog();
     let mut s = session();
-    assert_eq!(step(&mut s, &c, &Command::MetadataRefresh { filters: None }, 2), vec![Out::Resp(0x81, 0x01)]);
+    assert_eq!(
+        step(&mut s, &c, &Command::MetadataRefresh { filters: None }, 2),
+        vec![Out::Resp(0x81, 0x01)]
+    );
     assert_eq!(s.phase(), Phase::AwaitingModes);
     s.handle_keepalive();
-    assert!(outputs(&mut s, 2).is_empty(), "no NoOP before the 0x06 answer (goapi rule)");
-    assert_eq!(step(&mut s, &c, &Command::DefineOperationalModes(OperationalModes(0xE000_0262)), 2), vec![Out::Resp(0x80, 0x06)]);
+    assert!(
+        outputs(&mut s, 2).is_empty(),
+        "no NoOP before the 0x06 answer (goapi rule)"
+    );
+    assert_eq!(
+        step(
+            &mut s,
+            &c,
+            &Command::DefineOperationalModes(OperationalModes(0xE000_0262)),
+            2
+        ),
+        vec![Out::Resp(0x80, 0x06)]
+    );
     assert_eq!(s.phase(), Phase::Ready);
     s.handle_keepalive();
     assert_eq!(outputs(&mut s, 2), vec![Out::Resp(0xFF, 0x02)]);
@@ -132,8 +170,17 @@ fn unsupported_versions_fail_and_close() {
     for version in [0u32, 4, 9, 31] {
         let c = catalog();
         let mut s = session();
-        let out = step(&mut s, &c, &Command::DefineOperationalModes(OperationalModes(0xE000_0260 | version)), 2);
-        assert_eq!(out, vec![Out::Resp(0x81, 0x06), Out::Close], "version {version}");
+        let out = step(
+            &mut s,
+            &c,
+            &Command::DefineOperationalModes(OperationalModes(0xE000_0260 | version)),
+            2,
+        );
+        assert_eq!(
+            out,
+            vec![Out::Resp(0x81, 0x06), Out::Close],
+            "version {version}"
+        );
         assert_eq!(s.phase(), Phase::Closed);
     }
 }
@@ -142,25 +189,50 @@ fn unsupported_versions_fail_and_close() {
 fn version_2_double_buffers_the_cache_and_queues_the_last_subscription() {
     let c = catalog();
     let mut s = session();
-    step(&mut s, &c, &Command::DefineOperationalModes(OperationalModes(0xE000_0262)), 2);
+    step(
+        &mut s,
+        &c,
+        &Command::DefineOperationalModes(OperationalModes(0xE000_0262)),
+        2,
+    );
     // First subscription: cache slot 0, nothing routed until confirmed.
-    let out = step(&mut s, &c, &subscribe("FILTER ActiveMeasurements WHERE SignalType = 'FREQ'"), 2);
+    let out = step(
+        &mut s,
+        &c,
+        &subscribe("FILTER ActiveMeasurements WHERE SignalType = 'FREQ'"),
+        2,
+    );
     assert_eq!(out, vec![Out::Cache(0, 2), Out::Resp(0x80, 0x02)]);
     let out = step(&mut s, &c, &Command::ConfirmUpdateSignalIndexCache, 2);
     assert_eq!(out, vec![Out::Activate(0, vec![(0, 0), (4, 1)])]);
     // Resubscribe: slot 1; two more before the confirm: only the last one is kept.
-    assert_eq!(step(&mut s, &c, &subscribe("PPA:2"), 2), vec![Out::Cache(1, 1), Out::Resp(0x80, 0x02)]);
-    assert_eq!(step(&mut s, &c, &subscribe("PPA:3"), 2), vec![Out::Resp(0x80, 0x02)]);
-    assert_eq!(step(&mut s, &c, &subscribe("PPA:4;PPA:1"), 2), vec![Out::Resp(0x80, 0x02)]);
+    assert_eq!(
+        step(&mut s, &c, &subscribe("PPA:2"), 2),
+        vec![Out::Cache(1, 1), Out::Resp(0x80, 0x02)]
+    );
+    assert_eq!(
+        step(&mut s, &c, &subscribe("PPA:3"), 2),
+        vec![Out::Resp(0x80, 0x02)]
+    );
+    assert_eq!(
+        step(&mut s, &c, &subscribe("PPA:4;PPA:1"), 2),
+        vec![Out::Resp(0x80, 0x02)]
+    );
     // Confirm slot 1: routes for PPA:2, then the queued cache goes to slot 0.
     let out = step(&mut s, &c, &Command::ConfirmUpdateSignalIndexCache, 2);
     assert_eq!(out, vec![Out::Activate(1, vec![(1, 0)]), Out::Cache(0, 2)]);
     let out = step(&mut s, &c, &Command::ConfirmUpdateSignalIndexCache, 2);
     assert_eq!(out, vec![Out::Activate(0, vec![(3, 0), (0, 1)])]);
     // A stray confirm changes nothing.
-    assert_eq!(step(&mut s, &c, &Command::ConfirmUpdateSignalIndexCache, 2), vec![]);
+    assert_eq!(
+        step(&mut s, &c, &Command::ConfirmUpdateSignalIndexCache, 2),
+        vec![]
+    );
     // Unsubscribe.
-    assert_eq!(step(&mut s, &c, &Command::Unsubscribe, 2), vec![Out::Deactivate, Out::Resp(0x80, 0x03)]);
+    assert_eq!(
+        step(&mut s, &c, &Command::Unsubscribe, 2),
+        vec![Out::Deactivate, Out::Resp(0x80, 0x03)]
+    );
     assert!(!s.is_subscribed());
 }
 
@@ -168,24 +240,60 @@ fn version_2_double_buffers_the_cache_and_queues_the_last_subscription() {
 fn version_1_has_no_index_byte_and_activates_at_once() {
     let c = catalog();
     let mut s = session();
-    step(&mut s, &c, &Command::DefineOperationalModes(OperationalModes(0xE000_0261)), 1);
-    let out = step(&mut s, &c, &subscribe("FILTER ActiveMeasurements WHERE True"), 1);
-    assert_eq!(out, vec![Out::Cache(0, 5), Out::Activate(0, (0..5).map(|i| (i, i as i32)).collect()), Out::Resp(0x80, 0x02)]);
+    step(
+        &mut s,
+        &c,
+        &Command::DefineOperationalModes(OperationalModes(0xE000_0261)),
+        1,
+    );
+    let out = step(
+        &mut s,
+        &c,
+        &subscribe("FILTER ActiveMeasurements WHERE True"),
+        1,
+    );
+    assert_eq!(
+        out,
+        vec![
+            Out::Cache(0, 5),
+            Out::Activate(0, (0..5).map(|i| (i, i as i32)).collect()),
+            Out::Resp(0x80, 0x02)
+        ]
+    );
 }
 
 #[test]
 fn failures_carry_reasons_and_the_session_survives_them() {
     let c = catalog();
     let mut s = session();
-    step(&mut s, &c, &Command::DefineOperationalModes(OperationalModes(0xE000_0262)), 2);
+    step(
+        &mut s,
+        &c,
+        &Command::DefineOperationalModes(OperationalModes(0xE000_0262)),
+        2,
+    );
     for bad in [
         subscribe("FILTER ActiveMeasurements WHERE"),
         subscribe("FILTER NoSuchTable WHERE True"),
-        Command::Subscribe { flags: 2, connection_string: "includeTime=perhaps".into() },
-        Command::Subscribe { flags: 2, connection_string: "filterExpression={PPA:1};dataChannel={localport=9000}".into() },
-        Command::Subscribe { flags: 2, connection_string: "filterExpression={PPA:1};startTimeConstraint=*-5m".into() },
-        Command::Subscribe { flags: 1, connection_string: "filterExpression={PPA:1}".into() },
-        Command::MetadataRefresh { filters: Some("FILTER MeasurementDetail WHERE NoSuchColumn = 1".into()) },
+        Command::Subscribe {
+            flags: 2,
+            connection_string: "includeTime=perhaps".into(),
+        },
+        Command::Subscribe {
+            flags: 2,
+            connection_string: "filterExpression={PPA:1};dataChannel={localport=9000}".into(),
+        },
+        Command::Subscribe {
+            flags: 2,
+            connection_string: "filterExpression={PPA:1};startTimeConstraint=*-5m".into(),
+        },
+        Command::Subscribe {
+            flags: 1,
+            connection_string: "filterExpression={PPA:1}".into(),
+        },
+        Command::MetadataRefresh {
+            filters: Some("FILTER MeasurementDetail WHERE NoSuchColumn = 1".into()),
+        },
     ] {
         let code = bad.code();
         s.handle_frame(&frame(&bad, StringEncoding::Utf8), &c, NOW);
@@ -193,7 +301,11 @@ fn failures_carry_reasons_and_the_session_survives_them() {
         while let Some(o) = s.poll_output() {
             if let PublisherOutput::Send(b) = o {
                 let r = decode_responses(&b[4..]).unwrap()[0];
-                failed = Some((r.code, r.command, String::from_utf8_lossy(r.payload).into_owned()));
+                failed = Some((
+                    r.code,
+                    r.command,
+                    String::from_utf8_lossy(r.payload).into_owned(),
+                ));
             }
         }
         let (rc, cc, text) = failed.expect("an answer");
@@ -201,19 +313,50 @@ fn failures_carry_reasons_and_the_session_survives_them() {
         assert!(text.len() > 10, "a reason is given: {text:?}");
     }
     assert_eq!(s.phase(), Phase::Ready);
-    assert_eq!(step(&mut s, &c, &subscribe("PPA:1"), 2), vec![Out::Cache(0, 1), Out::Resp(0x80, 0x02)]);
+    assert_eq!(
+        step(&mut s, &c, &subscribe("PPA:1"), 2),
+        vec![Out::Cache(0, 1), Out::Resp(0x80, 0x02)]
+    );
 }
 
 #[test]
 fn other_commands() {
     let c = catalog();
     let mut s = session();
-    step(&mut s, &c, &Command::DefineOperationalModes(OperationalModes(0xE000_0262)), 2);
-    assert_eq!(step(&mut s, &c, &Command::UpdateProcessingInterval(250), 2), vec![Out::Interval(250), Out::Resp(0x80, 0x05)]);
-    assert_eq!(step(&mut s, &c, &Command::User { code: 0xD3, data: vec![1, 2] }, 2), vec![Out::User(0xD3)]);
-    assert_eq!(step(&mut s, &c, &Command::RotateCipherKeys, 2), vec![Out::Resp(0x81, 0x04)]);
-    assert_eq!(step(&mut s, &c, &Command::GetPrimaryMetadataSchema, 2), vec![Out::Resp(0x81, 0x0C)]);
-    assert_eq!(step(&mut s, &c, &Command::ConfirmNotification(5), 2), vec![]);
+    step(
+        &mut s,
+        &c,
+        &Command::DefineOperationalModes(OperationalModes(0xE000_0262)),
+        2,
+    );
+    assert_eq!(
+        step(&mut s, &c, &Command::UpdateProcessingInterval(250), 2),
+        vec![Out::Interval(250), Out::Resp(0x80, 0x05)]
+    );
+    assert_eq!(
+        step(
+            &mut s,
+            &c,
+            &Command::User {
+                code: 0xD3,
+                data: vec![1, 2]
+            },
+            2
+        ),
+        vec![Out::User(0xD3)]
+    );
+    assert_eq!(
+        step(&mut s, &c, &Command::RotateCipherKeys, 2),
+        vec![Out::Resp(0x81, 0x04)]
+    );
+    assert_eq!(
+        step(&mut s, &c, &Command::GetPrimaryMetadataSchema, 2),
+        vec![Out::Resp(0x81, 0x0C)]
+    );
+    assert_eq!(
+        step(&mut s, &c, &Command::ConfirmNotification(5), 2),
+        vec![]
+    );
     s.send_user_response(0xE3, 0xD3, b"ok");
     assert_eq!(outputs(&mut s, 2), vec![Out::Resp(0xE3, 0xD3)]);
     s.notify_configuration_changed();
@@ -225,9 +368,23 @@ fn metadata_is_gzipped_when_asked_and_filters_trim_tables() {
     let c = catalog();
     for (modes, gz) in [(0xE000_0262u32, true), (0x6000_0262, false)] {
         let mut s = session();
-        step(&mut s, &c, &Command::DefineOperationalModes(OperationalModes(modes)), 2);
-        s.handle_frame(&frame(&Command::MetadataRefresh { filters: None }, StringEncoding::Utf8), &c, NOW);
-        let PublisherOutput::Send(b) = s.poll_output().unwrap() else { panic!() };
+        step(
+            &mut s,
+            &c,
+            &Command::DefineOperationalModes(OperationalModes(modes)),
+            2,
+        );
+        s.handle_frame(
+            &frame(
+                &Command::MetadataRefresh { filters: None },
+                StringEncoding::Utf8,
+            ),
+            &c,
+            NOW,
+        );
+        let PublisherOutput::Send(b) = s.poll_output().unwrap() else {
+            panic!()
+        };
         let r = decode_responses(&b[4..]).unwrap()[0];
         assert_eq!((r.code, r.command), (0x80, 0x01));
         assert_eq!(sttp_proto::gzip::is_gzip(r.payload), gz);
@@ -235,10 +392,19 @@ fn metadata_is_gzipped_when_asked_and_filters_trim_tables() {
         assert_eq!(set.table("MeasurementDetail").unwrap().len(), 5);
     }
     let mut s = session();
-    step(&mut s, &c, &Command::DefineOperationalModes(OperationalModes(0xE000_0262)), 2);
-    let f = Command::MetadataRefresh { filters: Some("FILTER MeasurementDetail WHERE SignalAcronym = 'FREQ'".into()) };
+    step(
+        &mut s,
+        &c,
+        &Command::DefineOperationalModes(OperationalModes(0xE000_0262)),
+        2,
+    );
+    let f = Command::MetadataRefresh {
+        filters: Some("FILTER MeasurementDetail WHERE SignalAcronym = 'FREQ'".into()),
+    };
     s.handle_frame(&frame(&f, StringEncoding::Utf8), &c, NOW);
-    let PublisherOutput::Send(b) = s.poll_output().unwrap() else { panic!() };
+    let PublisherOutput::Send(b) = s.poll_output().unwrap() else {
+        panic!()
+    };
     let r = decode_responses(&b[4..]).unwrap()[0];
     let set = sttp_proto::metadata::xml::parse_payload(r.payload, &Default::default()).unwrap();
     assert_eq!(set.table("MeasurementDetail").unwrap().len(), 2);
@@ -250,8 +416,17 @@ fn utf16_sessions_decode_strings_in_utf16() {
     let c = catalog();
     let mut s = session();
     // 0xC4000002: the gsfapi default (UTF-16LE, no GZip bit).
-    step(&mut s, &c, &Command::DefineOperationalModes(OperationalModes(0xC400_0002)), 2);
-    s.handle_frame(&frame(&subscribe("PPA:5"), StringEncoding::Utf16Le), &c, NOW);
+    step(
+        &mut s,
+        &c,
+        &Command::DefineOperationalModes(OperationalModes(0xC400_0002)),
+        2,
+    );
+    s.handle_frame(
+        &frame(&subscribe("PPA:5"), StringEncoding::Utf16Le),
+        &c,
+        NOW,
+    );
     let mut got = Vec::new();
     while let Some(o) = s.poll_output() {
         if let PublisherOutput::Send(b) = o {
@@ -270,7 +445,12 @@ fn utf16_sessions_decode_strings_in_utf16() {
 fn repeated_malformed_commands_close_the_session() {
     let c = catalog();
     let mut s = session();
-    step(&mut s, &c, &Command::DefineOperationalModes(OperationalModes(0xE000_0262)), 2);
+    step(
+        &mut s,
+        &c,
+        &Command::DefineOperationalModes(OperationalModes(0xE000_0262)),
+        2,
+    );
     let mut closed = false;
     for _ in 0..sttp_proto::session::publisher::MAX_BAD_COMMANDS {
         // Subscribe whose length prefix says more than is there.

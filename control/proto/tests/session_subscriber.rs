@@ -1,11 +1,18 @@
 //! The subscriber session against publisher byte sequences, including the quirks of the reference
 //! publishers (wire.md §1, §5, §9; peers.md P5).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use sttp_proto::command::Command;
 use sttp_proto::encoding::StringEncoding;
 use sttp_proto::response::encode_response;
-use sttp_proto::session::{SubscriberEvent, SubscriberOutput, SubscriberSession, SubscriberSessionConfig};
+use sttp_proto::session::{
+    SubscriberEvent, SubscriberOutput, SubscriberSession, SubscriberSessionConfig,
+};
 use sttp_proto::sic::{SignalIndexCache, SignalIndexEntry};
 use sttp_wire::{tssc, Measurement};
 use uuid::Uuid;
@@ -19,7 +26,14 @@ fn body(code: u8, cmd: u8, payload: &[u8]) -> Vec<u8> {
 fn cache(n: i32) -> SignalIndexCache {
     SignalIndexCache::new(
         Uuid::from_u128(1),
-        (0..n).map(|i| SignalIndexEntry { runtime_id: i, signal_id: Uuid::from_u128(100 + i as u128), source: "PPA".into(), key_id: i as u64 }).collect(),
+        (0..n)
+            .map(|i| SignalIndexEntry {
+                runtime_id: i,
+                signal_id: Uuid::from_u128(100 + i as u128),
+                source: "PPA".into(),
+                key_id: i as u64,
+            })
+            .collect(),
         vec![],
     )
 }
@@ -28,7 +42,9 @@ fn drain(s: &mut SubscriberSession) -> (Vec<Command>, Vec<SubscriberEvent>) {
     let (mut cmds, mut evs) = (Vec::new(), Vec::new());
     while let Some(o) = s.poll_output() {
         match o {
-            SubscriberOutput::Send(b) => cmds.push(Command::decode(&b[4..], StringEncoding::Utf8).unwrap()),
+            SubscriberOutput::Send(b) => {
+                cmds.push(Command::decode(&b[4..], StringEncoding::Utf8).unwrap())
+            }
             SubscriberOutput::Event(e) => evs.push(e),
         }
     }
@@ -46,13 +62,20 @@ fn tssc_packet(enc: &mut tssc::PacketEncoder, flags: u8, ms: &[Measurement]) -> 
 }
 
 fn m(id: i32, v: f32) -> Measurement {
-    Measurement { runtime_id: id, timestamp: 638_000_000_000_000_000, value: v, flags: 0 }
+    Measurement {
+        runtime_id: id,
+        timestamp: 638_000_000_000_000_000,
+        value: v,
+        flags: 0,
+    }
 }
 
 fn values(evs: &[SubscriberEvent]) -> Vec<(Uuid, f32)> {
     evs.iter()
         .filter_map(|e| match e {
-            SubscriberEvent::Measurements(b) => Some(b.iter().map(|x| (x.signal_id, x.value)).collect::<Vec<_>>()),
+            SubscriberEvent::Measurements(b) => {
+                Some(b.iter().map(|x| (x.signal_id, x.value)).collect::<Vec<_>>())
+            }
             _ => None,
         })
         .flatten()
@@ -65,35 +88,63 @@ fn start_sends_modes_then_metadata_refresh_and_subscribes_after_metadata() {
     s.start();
     let (cmds, _) = drain(&mut s);
     assert!(matches!(cmds[0], Command::DefineOperationalModes(m) if m.0 == 0xE000_0262));
-    assert!(matches!(cmds[1], Command::MetadataRefresh { filters: None }));
+    assert!(matches!(
+        cmds[1],
+        Command::MetadataRefresh { filters: None }
+    ));
     // The Python publisher prefixes its message with a 4-byte length (peers.md P5).
     let mut msg = 6u32.to_be_bytes().to_vec();
     msg.extend_from_slice(b"hello!");
     s.handle_frame(&body(0x80, 0x06, &msg));
     let (_, evs) = drain(&mut s);
-    assert_eq!(evs, vec![SubscriberEvent::Succeeded { command: 6, message: "hello!".into() }]);
+    assert_eq!(
+        evs,
+        vec![SubscriberEvent::Succeeded {
+            command: 6,
+            message: "hello!".into()
+        }]
+    );
     // Empty metadata still triggers the subscription.
     s.handle_frame(&body(0x80, 0x01, &[]));
     let (cmds, evs) = drain(&mut s);
     assert!(matches!(evs[0], SubscriberEvent::Metadata(_)));
-    assert!(matches!(&cmds[0], Command::Subscribe { flags: 2, connection_string } if connection_string.contains("filterExpression=")));
+    assert!(
+        matches!(&cmds[0], Command::Subscribe { flags: 2, connection_string } if connection_string.contains("filterExpression="))
+    );
 }
 
 #[test]
 fn packets_decode_against_the_slot_they_name_and_the_cache_is_confirmed() {
-    let mut s = SubscriberSession::new(SubscriberSessionConfig { auto_request_metadata: false, ..SubscriberSessionConfig::default() });
+    let mut s = SubscriberSession::new(SubscriberSessionConfig {
+        auto_request_metadata: false,
+        ..SubscriberSessionConfig::default()
+    });
     s.start();
     drain(&mut s);
     // Slot 0: three signals; slot 1: two different ones.
-    s.handle_frame(&body(0x83, 0x02, &cache(3).encode_payload(2, 0, true, StringEncoding::Utf8)));
+    s.handle_frame(&body(
+        0x83,
+        0x02,
+        &cache(3).encode_payload(2, 0, true, StringEncoding::Utf8),
+    ));
     let (cmds, evs) = drain(&mut s);
     assert_eq!(cmds, vec![Command::ConfirmUpdateSignalIndexCache]);
-    assert_eq!(evs, vec![SubscriberEvent::SubscriptionUpdated { cache_index: 0, signals: 3 }]);
+    assert_eq!(
+        evs,
+        vec![SubscriberEvent::SubscriptionUpdated {
+            cache_index: 0,
+            signals: 3
+        }]
+    );
     let mut c1 = cache(2);
     c1.entries[0].signal_id = Uuid::from_u128(900);
     c1.entries[1].signal_id = Uuid::from_u128(901);
     c1.reindex();
-    s.handle_frame(&body(0x83, 0x02, &c1.encode_payload(2, 1, false, StringEncoding::Utf8)));
+    s.handle_frame(&body(
+        0x83,
+        0x02,
+        &c1.encode_payload(2, 1, false, StringEncoding::Utf8),
+    ));
     drain(&mut s);
     let mut e0 = tssc::PacketEncoder::new();
     let mut e1 = tssc::PacketEncoder::new();
@@ -105,13 +156,23 @@ fn packets_decode_against_the_slot_they_name_and_the_cache_is_confirmed() {
     // gsfapi may pack several responses into one frame: deliver them as one frame.
     s.handle_frame(&both);
     let (_, evs) = drain(&mut s);
-    assert_eq!(values(&evs), vec![(Uuid::from_u128(100), 1.0), (Uuid::from_u128(102), 3.0), (Uuid::from_u128(901), 9.5), (Uuid::from_u128(101), 2.0)]);
+    assert_eq!(
+        values(&evs),
+        vec![
+            (Uuid::from_u128(100), 1.0),
+            (Uuid::from_u128(102), 3.0),
+            (Uuid::from_u128(901), 9.5),
+            (Uuid::from_u128(101), 2.0)
+        ]
+    );
     // A packet that skips a sequence number is dropped until a reset (seq 0).
     let _skipped = tssc_packet(&mut e0, 0, &[m(0, 4.0)]);
     s.handle_frame(&tssc_packet(&mut e0, 0, &[m(0, 5.0)]));
     let (_, evs) = drain(&mut s);
     assert!(values(&evs).is_empty());
-    assert!(evs.iter().any(|e| matches!(e, SubscriberEvent::ProtocolWarning(w) if w.contains("sequence"))));
+    assert!(evs
+        .iter()
+        .any(|e| matches!(e, SubscriberEvent::ProtocolWarning(w) if w.contains("sequence"))));
     e0.reset();
     s.handle_frame(&tssc_packet(&mut e0, 0, &[m(0, 6.0)]));
     let (_, evs) = drain(&mut s);
@@ -121,7 +182,11 @@ fn packets_decode_against_the_slot_they_name_and_the_cache_is_confirmed() {
 
 #[test]
 fn python_uncompressed_cache_index_0xff_is_slot_0_and_empty_slots_drop_packets() {
-    let mut s = SubscriberSession::new(SubscriberSessionConfig { auto_request_metadata: false, compress_signal_index_cache: false, ..SubscriberSessionConfig::default() });
+    let mut s = SubscriberSession::new(SubscriberSessionConfig {
+        auto_request_metadata: false,
+        compress_signal_index_cache: false,
+        ..SubscriberSessionConfig::default()
+    });
     s.start();
     drain(&mut s);
     let mut e = tssc::PacketEncoder::new();
@@ -134,7 +199,13 @@ fn python_uncompressed_cache_index_0xff_is_slot_0_and_empty_slots_drop_packets()
     payload[0] = 0xFF;
     s.handle_frame(&body(0x83, 0x02, &payload));
     let (_, evs) = drain(&mut s);
-    assert_eq!(evs, vec![SubscriberEvent::SubscriptionUpdated { cache_index: 0, signals: 1 }]);
+    assert_eq!(
+        evs,
+        vec![SubscriberEvent::SubscriptionUpdated {
+            cache_index: 0,
+            signals: 1
+        }]
+    );
     e.reset();
     s.handle_frame(&tssc_packet(&mut e, 0, &[m(0, 7.0)]));
     assert_eq!(values(&drain(&mut s).1), vec![(Uuid::from_u128(100), 7.0)]);
@@ -142,7 +213,11 @@ fn python_uncompressed_cache_index_0xff_is_slot_0_and_empty_slots_drop_packets()
 
 #[test]
 fn notify_is_confirmed_and_garbage_only_warns() {
-    let mut s = SubscriberSession::new(SubscriberSessionConfig { auto_request_metadata: false, auto_subscribe: false, ..SubscriberSessionConfig::default() });
+    let mut s = SubscriberSession::new(SubscriberSessionConfig {
+        auto_request_metadata: false,
+        auto_subscribe: false,
+        ..SubscriberSessionConfig::default()
+    });
     s.start();
     drain(&mut s);
     let mut p = 1234i32.to_be_bytes().to_vec();
@@ -150,11 +225,23 @@ fn notify_is_confirmed_and_garbage_only_warns() {
     s.handle_frame(&body(0x89, 0x02, &p));
     let (cmds, evs) = drain(&mut s);
     assert_eq!(cmds, vec![Command::ConfirmNotification(1234)]);
-    assert_eq!(evs, vec![SubscriberEvent::Notification("maintenance at noon".into())]);
-    for junk in [vec![0x82, 0x02, 0, 0, 0, 1, 0x08], vec![0x80, 0x02, 0x7F, 0, 0, 0], vec![0x84, 0x02, 0, 0, 0, 1, 9], vec![0x77, 0x02, 0, 0, 0, 0]] {
+    assert_eq!(
+        evs,
+        vec![SubscriberEvent::Notification("maintenance at noon".into())]
+    );
+    for junk in [
+        vec![0x82, 0x02, 0, 0, 0, 1, 0x08],
+        vec![0x80, 0x02, 0x7F, 0, 0, 0],
+        vec![0x84, 0x02, 0, 0, 0, 1, 9],
+        vec![0x77, 0x02, 0, 0, 0, 0],
+    ] {
         s.handle_frame(&junk);
         let (_, evs) = drain(&mut s);
-        assert!(evs.iter().all(|e| matches!(e, SubscriberEvent::ProtocolWarning(_))), "{junk:?} -> {evs:?}");
+        assert!(
+            evs.iter()
+                .all(|e| matches!(e, SubscriberEvent::ProtocolWarning(_))),
+            "{junk:?} -> {evs:?}"
+        );
         assert!(!evs.is_empty(), "{junk:?} is reported");
     }
 }

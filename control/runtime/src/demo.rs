@@ -6,11 +6,11 @@
 //! when a grid runs off nominal; currents follow a slow load cycle. Signal IDs are derived from
 //! the seed, so a restarted publisher serves the same GUIDs and subscribers can simply reconnect.
 
+use crate::clock::now_ticks;
 use crate::config::DemoConfig;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use crate::clock::now_ticks;
 use std::time::{Duration, Instant};
 use sttp_dataplane::{SourceHandle, SourcePoint};
 use sttp_proto::catalog::Catalog;
@@ -307,7 +307,6 @@ impl GridModel {
         v as f32
     }
 }
-
 
 /// Publishes frames at `rate` per second, aligned to frame boundaries of the wall clock, with
 /// catch-up (bounded) when the thread falls behind.

@@ -1,11 +1,11 @@
 //! The publisher: a TCP listener, one task pair (reader + writer) per connection, a sans-IO
 //! [`PublisherSession`] per connection, and the data-plane engine that encodes and fans out.
 
+use crate::clock::now_ticks;
 use crate::sink::ChannelSink;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
-use crate::clock::now_ticks;
 use std::time::Duration;
 use sttp_dataplane::encoder::{EncoderSettings, Format, Throttle};
 use sttp_dataplane::{Engine, EngineConfig, SourceHandle, SubscriptionHandle, SubscriptionSpec};
@@ -109,7 +109,6 @@ impl std::fmt::Debug for Publisher {
             .finish_non_exhaustive()
     }
 }
-
 
 impl Publisher {
     /// Binds the listener, starts the data plane and starts accepting.

@@ -32,7 +32,9 @@ impl Server {
         });
         let until = Instant::now() + Duration::from_secs(20);
         loop {
-            let line = rx.recv_timeout(until.saturating_duration_since(Instant::now())).expect("serve announces its address");
+            let line = rx
+                .recv_timeout(until.saturating_duration_since(Instant::now()))
+                .expect("serve announces its address");
             if let Some(rest) = line.strip_prefix("sttp publisher on ") {
                 let addr = rest.split_whitespace().next().unwrap().to_string();
                 return Self { child, addr };
@@ -59,7 +61,10 @@ fn subscribe(addr: &str, args: &[&str]) -> std::process::Output {
         .unwrap();
     let until = Instant::now() + Duration::from_secs(30);
     while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < until, "sttp subscribe did not stop by itself");
+        assert!(
+            Instant::now() < until,
+            "sttp subscribe did not stop by itself"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     child.wait_with_output().unwrap()
@@ -67,12 +72,26 @@ fn subscribe(addr: &str, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn csv_rows_have_the_documented_columns_and_consistent_values() {
-    let server = Server::start(&["--listen", "127.0.0.1:0", "--demo-signals", "30", "--demo-rate", "60"]);
+    let server = Server::start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--demo-signals",
+        "30",
+        "--demo-rate",
+        "60",
+    ]);
     let out = subscribe(&server.addr, &["--format", "csv", "--count", "300"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("signal_id,point_tag,time,ticks,value,flags"));
+    assert_eq!(
+        lines.next(),
+        Some("signal_id,point_tag,time,ticks,value,flags")
+    );
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     assert_eq!(rows.len(), 300, "exactly --count rows");
     let mut tags = std::collections::HashSet::new();
@@ -82,7 +101,11 @@ fn csv_rows_have_the_documented_columns_and_consistent_values() {
         assert!(r[1].starts_with("PMU"), "point tag from metadata: {r:?}");
         tags.insert(r[1]);
         let ticks: i64 = r[3].parse().unwrap();
-        assert_eq!(r[2], sttp_wire::ticks::to_iso8601(ticks), "time column matches ticks");
+        assert_eq!(
+            r[2],
+            sttp_wire::ticks::to_iso8601(ticks),
+            "time column matches ticks"
+        );
         assert_eq!(r[2].len(), "2026-11-21T10:23:15.3685376Z".len());
         let v: f32 = r[4].parse().unwrap();
         assert!(v.is_finite());
@@ -94,10 +117,28 @@ fn csv_rows_have_the_documented_columns_and_consistent_values() {
 #[test]
 fn jsonl_over_compact_and_status_line() {
     let server = Server::start(&["--listen", "127.0.0.1:0", "--demo-signals", "15"]);
-    let out = subscribe(&server.addr, &["--format", "jsonl", "--compact", "--count", "45", "--filter", "FILTER ActiveMeasurements WHERE SignalType = 'FREQ'"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = subscribe(
+        &server.addr,
+        &[
+            "--format",
+            "jsonl",
+            "--compact",
+            "--count",
+            "45",
+            "--filter",
+            "FILTER ActiveMeasurements WHERE SignalType = 'FREQ'",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
-    let rows: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(rows.len(), 45);
     for r in &rows {
         assert_eq!(r["point_tag"], "PMU001:FREQ");
@@ -107,7 +148,10 @@ fn jsonl_over_compact_and_status_line() {
     let out = subscribe(&server.addr, &["--duration", "2.5"]);
     assert!(out.status.success());
     let status = String::from_utf8(out.stderr).unwrap();
-    assert!(status.contains("points/s") && status.contains("15 signals"), "{status}");
+    assert!(
+        status.contains("points/s") && status.contains("15 signals"),
+        "{status}"
+    );
 }
 
 #[test]
@@ -115,22 +159,48 @@ fn config_file_and_clear_errors() {
     let dir = std::env::temp_dir().join(format!("sttp-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("serve.toml");
-    std::fs::write(&cfg, "listen = \"127.0.0.1:0\"\n[demo]\nsignals = 20\nrate = 10.0\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "listen = \"127.0.0.1:0\"\n[demo]\nsignals = 20\nrate = 10.0\n",
+    )
+    .unwrap();
     let server = Server::start(&["--config", cfg.to_str().unwrap()]);
     let out = subscribe(&server.addr, &["--format", "csv", "--count", "20"]);
     assert!(out.status.success());
     // A typo in the config file is named.
     std::fs::write(&cfg, "lisen = \"127.0.0.1:0\"\n").unwrap();
-    let out = Command::new(BIN).args(["serve", "--config", cfg.to_str().unwrap()]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("lisen"));
     // A refused subscription fails with the publisher's reason.
-    let out = subscribe(&server.addr, &["--filter", "FILTER NoSuchTable WHERE True", "--no-reconnect"]);
+    let out = subscribe(
+        &server.addr,
+        &[
+            "--filter",
+            "FILTER NoSuchTable WHERE True",
+            "--no-reconnect",
+        ],
+    );
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("NoSuchTable"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("NoSuchTable"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Nobody listening, no reconnect: a clear error, not a hang.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let out = subscribe(&format!("127.0.0.1:{port}"), &["--no-reconnect"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("refused"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("refused"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -216,14 +216,38 @@ fn nan_filter_and_time_reasonability() {
     use sttp_dataplane::encoder::Throttle;
     let engine = Engine::start(EngineConfig::default()).unwrap();
     let sink = VecSink::default();
-    let sub = engine.add_subscription(SubscriptionSpec { sink: Box::new(sink.clone()) });
-    sub.activate(vec![(0, 0), (1, 1), (2, 2)], 0, EncoderSettings { nan_filter: true, ..EncoderSettings::default() });
+    let sub = engine.add_subscription(SubscriptionSpec {
+        sink: Box::new(sink.clone()),
+    });
+    sub.activate(
+        vec![(0, 0), (1, 1), (2, 2)],
+        0,
+        EncoderSettings {
+            nan_filter: true,
+            ..EncoderSettings::default()
+        },
+    );
     std::thread::sleep(Duration::from_millis(50));
     let t = 638_000_000_000_000_000i64;
     engine.source().publish(&[
-        SourcePoint { signal: 0, timestamp: t, value: f32::NAN, flags: 0 },
-        SourcePoint { signal: 1, timestamp: t, value: 1.0, flags: 0 },
-        SourcePoint { signal: 2, timestamp: t, value: f32::NAN, flags: 0 },
+        SourcePoint {
+            signal: 0,
+            timestamp: t,
+            value: f32::NAN,
+            flags: 0,
+        },
+        SourcePoint {
+            signal: 1,
+            timestamp: t,
+            value: 1.0,
+            flags: 0,
+        },
+        SourcePoint {
+            signal: 2,
+            timestamp: t,
+            value: f32::NAN,
+            flags: 0,
+        },
     ]);
     let until = Instant::now() + Duration::from_secs(5);
     while sub.stats().snapshot().dropped_nan < 2 && Instant::now() < until {
@@ -238,19 +262,58 @@ fn nan_filter_and_time_reasonability() {
 
     // Throttled with the reasonability check: a point 20 s older than the newest becomes NaN + BadTime.
     let sink2 = VecSink::default();
-    let sub2 = engine.add_subscription(SubscriptionSpec { sink: Box::new(sink2.clone()) });
-    let throttle = Throttle { interval: Duration::from_millis(100), reasonability: Some((10 * 10_000_000, 5 * 10_000_000)) };
-    sub2.activate(vec![(0, 0), (1, 1)], 0, EncoderSettings { throttle: Some(throttle), ..EncoderSettings::default() });
+    let sub2 = engine.add_subscription(SubscriptionSpec {
+        sink: Box::new(sink2.clone()),
+    });
+    let throttle = Throttle {
+        interval: Duration::from_millis(100),
+        reasonability: Some((10 * 10_000_000, 5 * 10_000_000)),
+    };
+    sub2.activate(
+        vec![(0, 0), (1, 1)],
+        0,
+        EncoderSettings {
+            throttle: Some(throttle),
+            ..EncoderSettings::default()
+        },
+    );
     std::thread::sleep(Duration::from_millis(50));
     engine.source().publish(&[
-        SourcePoint { signal: 0, timestamp: t - 20 * 10_000_000, value: 5.0, flags: 0 },
-        SourcePoint { signal: 1, timestamp: t, value: 1.0, flags: 0 },
-        SourcePoint { signal: 1, timestamp: t, value: 2.0, flags: 0 },
+        SourcePoint {
+            signal: 0,
+            timestamp: t - 20 * 10_000_000,
+            value: 5.0,
+            flags: 0,
+        },
+        SourcePoint {
+            signal: 1,
+            timestamp: t,
+            value: 1.0,
+            flags: 0,
+        },
+        SourcePoint {
+            signal: 1,
+            timestamp: t,
+            value: 2.0,
+            flags: 0,
+        },
     ]);
     std::thread::sleep(Duration::from_millis(300));
     let (got, _, _) = decode(&sink2.frames.lock().unwrap().clone(), Format::Tssc);
     let first: Vec<_> = got.iter().take(2).collect();
-    assert_eq!(first.len(), 2, "one snapshot holds the latest value of each signal: {got:?}");
-    assert!(first[0].value.is_nan() && first[0].flags & 0x0001_0000 != 0, "unreasonable time marked: {:?}", first[0]);
-    assert_eq!((first[1].value, first[1].flags), (2.0, 0), "latest value wins");
+    assert_eq!(
+        first.len(),
+        2,
+        "one snapshot holds the latest value of each signal: {got:?}"
+    );
+    assert!(
+        first[0].value.is_nan() && first[0].flags & 0x0001_0000 != 0,
+        "unreasonable time marked: {:?}",
+        first[0]
+    );
+    assert_eq!(
+        (first[1].value, first[1].flags),
+        (2.0, 0),
+        "latest value wins"
+    );
 }
