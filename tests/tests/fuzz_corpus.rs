@@ -356,9 +356,11 @@ fn generate_seed_corpus() {
     }
     .encode(&mut block);
     let base = BaseTimes {
-        time_index: 1,
+        index: 1,
         offsets: [NOW_TICKS, NOW_TICKS + 4_200_000_000],
     };
+    let mut base_payload = Vec::new();
+    base.encode(&mut base_payload);
     let py_msg = cat(&[&hex("00000048"), &[b'x'; 0x48]]);
     let responses: Vec<(&str, Vec<u8>)> = vec![
         (
@@ -375,7 +377,7 @@ fn generate_seed_corpus() {
         ),
         (
             "base-times",
-            response_body(rsp::UPDATE_BASE_TIMES, 0x02, &base.encode()),
+            response_body(rsp::UPDATE_BASE_TIMES, 0x02, &base_payload),
         ),
         (
             "data-start-time",
@@ -663,11 +665,11 @@ fn generate_seed_corpus() {
         for p in data {
             to_sub.push(response_body(rsp::DATA_PACKET, 0x02, &p));
         }
-        to_sub.push(response_body(
-            rsp::UPDATE_BASE_TIMES,
-            0x02,
-            &base.encode_proto(),
-        ));
+        to_sub.push(response_body(rsp::UPDATE_BASE_TIMES, 0x02, &{
+            let mut b = Vec::new();
+            base.encode(&mut b);
+            b
+        }));
         to_sub.push(response_body(rsp::NOTIFY, 0x02, &hex("0000000168")));
         let sub_sel = 0x60 | sel;
         seeds.push((
@@ -708,17 +710,4 @@ fn generate_seed_corpus() {
         (body(target).unwrap())(data);
     }
     eprintln!("wrote {} seeds", seeds.len());
-}
-
-/// `compact::BaseTimes` → the UpdateBaseTimes payload.
-trait EncodeProto {
-    fn encode_proto(&self) -> Vec<u8>;
-}
-
-impl EncodeProto for compact::BaseTimes {
-    fn encode_proto(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        self.encode(&mut out);
-        out
-    }
 }

@@ -174,24 +174,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn base_times_round_trip_and_bounds() {
-        let b = BaseTimes {
-            time_index: 1,
-            offsets: [
-                639_308_533_953_685_376,
-                639_308_533_953_685_376 + 4_200_000_000,
-            ],
-        };
-        let p = b.encode();
-        assert_eq!(&p[..4], &[0, 0, 0, 1]);
-        assert_eq!(BaseTimes::decode(&p).unwrap(), b);
-        assert!(BaseTimes::decode(&p[..19]).is_err());
-        let mut bad = p;
-        bad[3] = 2;
-        assert!(BaseTimes::decode(&bad).is_err());
-    }
-
-    #[test]
     fn notify_and_start_time() {
         let n = Notification {
             hash: -5,
