@@ -269,3 +269,27 @@ async fn our_subscriber_receives_every_point_of_the_python_publisher() {
     assert!(a == b, "received points differ from published ones");
     assert!(received.iter().all(|e| signals.contains(&e.signal)));
 }
+
+#[test]
+fn python_metadata_parser_accepts_the_demo_fleet_metadata_field_by_field() {
+    let Some(py) = python() else { return };
+    let fleet = sttp_control::demo::DemoFleet::new(&sttp_control::config::DemoConfig {
+        signals: 600,
+        ..Default::default()
+    });
+    let path = temp("demo-metadata.xml.gz");
+    let xml = sttp_proto::metadata::xml::write_xml(fleet.metadata());
+    std::fs::write(&path, sttp_proto::gzip::compress(xml.as_bytes())).unwrap();
+    let out = Command::new(py)
+        .arg(repo_root().join("tests/python/check_metadata.py"))
+        .arg(&path)
+        .arg("600")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
