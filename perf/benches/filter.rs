@@ -13,7 +13,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use sttp_proto::filter::{parse, EvalContext};
-use sttp_proto::metadata::{Column, DataSet, DataTable, DataType, Value};
+use sttp_proto::metadata::{DataSet, Value};
 use uuid::Uuid;
 
 const ROWS: usize = 100_000;
@@ -31,38 +31,7 @@ const TYPES: [(&str, &str, Option<&str>); 10] = [
 ];
 
 fn table() -> DataSet {
-    use DataType::*;
-    let cols = [
-        ("SourceNodeID", Guid),
-        ("ID", String),
-        ("SignalID", Guid),
-        ("PointTag", String),
-        ("AlternateTag", String),
-        ("SignalReference", String),
-        ("Internal", Int32),
-        ("Subscribed", Int32),
-        ("Device", String),
-        ("DeviceID", Int32),
-        ("FramesPerSecond", Int32),
-        ("Protocol", String),
-        ("ProtocolType", String),
-        ("SignalType", String),
-        ("EngineeringUnits", String),
-        ("PhasorID", Int32),
-        ("PhasorType", String),
-        ("Phase", String),
-        ("Adder", Double),
-        ("Multiplier", Double),
-        ("Company", String),
-        ("Longitude", Decimal),
-        ("Latitude", Decimal),
-        ("Description", String),
-        ("UpdatedOn", DateTime),
-    ];
-    let mut t = DataTable::new(
-        "ActiveMeasurements",
-        cols.iter().map(|(n, ty)| Column::new(n, *ty)).collect(),
-    );
+    let mut t = sttp_proto::metadata::schema::active_measurements();
     let node = Value::Guid(Uuid::from_u128(1));
     for i in 0..ROWS {
         let dev = i / TYPES.len();

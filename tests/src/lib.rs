@@ -154,6 +154,11 @@ impl TestPublisher {
         self.frames.load(Ordering::SeqCst)
     }
 
+    /// Position of every test signal, by signal ID.
+    pub fn positions(&self) -> HashMap<Uuid, usize> {
+        self.signals.iter().enumerate().map(|(i, g)| (*g, i)).collect()
+    }
+
     /// The running publisher.
     pub fn publisher(&self) -> &Publisher {
         self.publisher.as_ref().expect("publisher running")
@@ -195,12 +200,7 @@ impl Drop for TestPublisher {
 /// Checks that every received point is exactly what the stream published for its signal and
 /// frame (signal known, timestamp on the frame grid, value bits and flags identical).
 pub fn check_points(tp: &TestPublisher, received: &[Expected]) -> Result<(), String> {
-    let positions: HashMap<Uuid, usize> = tp
-        .signals
-        .iter()
-        .enumerate()
-        .map(|(i, g)| (*g, i))
-        .collect();
+    let positions = tp.positions();
     for r in received {
         let pos = *positions
             .get(&r.signal)
@@ -230,12 +230,7 @@ pub fn check_window(
     allowed_signals: Option<&[usize]>,
 ) -> Result<u64, String> {
     check_points(tp, received)?;
-    let positions: HashMap<Uuid, usize> = tp
-        .signals
-        .iter()
-        .enumerate()
-        .map(|(i, g)| (*g, i))
-        .collect();
+    let positions = tp.positions();
     let wanted: Vec<usize> = match allowed_signals {
         Some(a) => a.to_vec(),
         None => (0..tp.signals.len()).collect(),

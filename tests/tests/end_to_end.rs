@@ -34,6 +34,36 @@ fn config(
     c
 }
 
+/// Waits up to `limit` for the first event `pick` maps to a value.
+async fn wait_for<T>(
+    sub: &mut Subscriber,
+    limit: Duration,
+    what: &str,
+    mut pick: impl FnMut(ClientEvent) -> Option<T>,
+) -> T {
+    let run = async {
+        loop {
+            if let Some(v) = pick(sub.next_event().await.expect("client running")) {
+                return v;
+            }
+        }
+    };
+    timeout(limit, run)
+        .await
+        .unwrap_or_else(|_| panic!("{what} within {limit:?}"))
+}
+
+/// A subscriber to every signal over TSSC, version 2, UTF-8.
+fn subscribe_all(tp: &TestPublisher) -> Subscriber {
+    Subscriber::start(config(
+        tp,
+        true,
+        2,
+        StringEncoding::Utf8,
+        "FILTER ActiveMeasurements WHERE True",
+    ))
+}
+
 fn push(out: &mut Vec<Expected>, ev: &ClientEvent) -> Option<i64> {
     let ClientEvent::Measurements(batch) = ev else {
         return None;
@@ -202,28 +232,22 @@ async fn resubscribe_with_a_changed_filter_flips_the_cache_without_misdecoding()
 async fn unsubscribe_stops_the_data() {
     let mut tp = TestPublisher::start(SIGNALS).await;
     tp.stream(PERIOD, 0);
-    let mut sub = Subscriber::start(config(
-        &tp,
-        true,
-        2,
-        StringEncoding::Utf8,
-        "FILTER ActiveMeasurements WHERE True",
-    ));
+    let mut sub = subscribe_all(&tp);
     receive_window(&tp, &mut sub, 5).await;
     sub.unsubscribe();
-    let acked = async {
-        loop {
-            if let Some(ClientEvent::Session(SubscriberEvent::Succeeded {
-                command: 0x03, ..
-            })) = sub.next_event().await
-            {
-                return;
-            }
-        }
-    };
-    timeout(Duration::from_secs(5), acked)
-        .await
-        .expect("Unsubscribe answered");
+    wait_for(
+        &mut sub,
+        Duration::from_secs(5),
+        "Unsubscribe answered",
+        |e| {
+            matches!(
+                e,
+                ClientEvent::Session(SubscriberEvent::Succeeded { command: 0x03, .. })
+            )
+            .then_some(())
+        },
+    )
+    .await;
     // Let packets already in flight drain, then expect silence while the stream goes on.
     tokio::time::sleep(Duration::from_millis(300)).await;
     while let Ok(Some(_)) = timeout(Duration::from_millis(10), sub.next_event()).await {}
@@ -247,26 +271,20 @@ async fn subscriber_reconnects_and_resubscribes_after_publisher_restart() {
     let mut tp = TestPublisher::start(SIGNALS).await;
     let addr = tp.publisher().local_addr();
     tp.stream(PERIOD, 0);
-    let mut sub = Subscriber::start(config(
-        &tp,
-        true,
-        2,
-        StringEncoding::Utf8,
-        "FILTER ActiveMeasurements WHERE True",
-    ));
+    let mut sub = subscribe_all(&tp);
     receive_window(&tp, &mut sub, 5).await;
     let next = tp.stop_stream();
     tp.shutdown().await;
-    let lost = async {
-        loop {
-            if let Some(ClientEvent::Disconnected { reason }) = sub.next_event().await {
-                return reason;
-            }
-        }
-    };
-    let reason = timeout(Duration::from_secs(10), lost)
-        .await
-        .expect("disconnect noticed");
+    let reason = wait_for(
+        &mut sub,
+        Duration::from_secs(10),
+        "disconnect noticed",
+        |e| match e {
+            ClientEvent::Disconnected { reason } => Some(reason),
+            _ => None,
+        },
+    )
+    .await;
     assert!(!reason.is_empty());
     // Restart on the same port, continuing the stream's frame numbers.
     let mut tp = TestPublisher::start_on(addr, SIGNALS).await;
@@ -323,29 +341,23 @@ async fn user_commands_reach_the_application_and_user_responses_come_back() {
             answer.extend_from_slice(data);
             Some((0xE0 + (code - 0xD0), answer))
         }));
-    let mut sub = Subscriber::start(config(
-        &tp,
-        true,
-        2,
-        StringEncoding::Utf8,
-        "FILTER ActiveMeasurements WHERE True",
-    ));
+    let mut sub = subscribe_all(&tp);
     receive_window(&tp, &mut sub, 2).await;
     sub.send_user_command(0xD5, b"ping".to_vec());
-    let answer = timeout(Duration::from_secs(5), async {
-        loop {
-            if let Some(ClientEvent::Session(SubscriberEvent::UserResponse {
+    let answer = wait_for(
+        &mut sub,
+        Duration::from_secs(5),
+        "user response",
+        |e| match e {
+            ClientEvent::Session(SubscriberEvent::UserResponse {
                 code,
                 command,
                 data,
-            })) = sub.next_event().await
-            {
-                return (code, command, data);
-            }
-        }
-    })
-    .await
-    .expect("user response");
+            }) => Some((code, command, data)),
+            _ => None,
+        },
+    )
+    .await;
     assert_eq!(answer, (0xE5, 0xD5, b"echo:ping".to_vec()));
     sub.stop().await;
 }

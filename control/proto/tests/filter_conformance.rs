@@ -313,34 +313,8 @@ fn updated(i: usize) -> Value {
 
 fn fixture() -> DataSet {
     use DataType::*;
-    let cols = [
-        ("SourceNodeID", Guid),
-        ("ID", String),
-        ("SignalID", Guid),
-        ("PointTag", String),
-        ("AlternateTag", String),
-        ("SignalReference", String),
-        ("Internal", Int32),
-        ("Subscribed", Int32),
-        ("Device", String),
-        ("DeviceID", Int32),
-        ("FramesPerSecond", Int32),
-        ("Protocol", String),
-        ("ProtocolType", String),
-        ("SignalType", String),
-        ("EngineeringUnits", String),
-        ("PhasorID", Int32),
-        ("PhasorType", String),
-        ("Phase", String),
-        ("Adder", Double),
-        ("Multiplier", Double),
-        ("Company", String),
-        ("Longitude", Decimal),
-        ("Latitude", Decimal),
-        ("Description", String),
-        ("UpdatedOn", DateTime),
-    ];
-    let mut am = DataTable::new(AM, cols.iter().map(|(n, t)| Column::new(n, *t)).collect());
+    // The reference ActiveMeasurements columns, in schema order.
+    let mut am = sttp_proto::metadata::schema::active_measurements();
     for (i, r) in ROWS.iter().enumerate() {
         let dev = DEVICES
             .iter()

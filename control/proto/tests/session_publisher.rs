@@ -72,6 +72,19 @@ fn session() -> PublisherSession {
     })
 }
 
+/// A session whose operational modes `modes` were accepted.
+fn ready(c: &Catalog, modes: u32, version: u8) -> PublisherSession {
+    let mut s = session();
+    let out = step(
+        &mut s,
+        c,
+        &Command::DefineOperationalModes(OperationalModes(modes)),
+        version,
+    );
+    assert_eq!(out, vec![Out::Resp(0x80, 0x06)]);
+    s
+}
+
 fn frame(c: &Command, enc: StringEncoding) -> Vec<u8> {
     let mut out = Vec::new();
     c.encode(enc, &mut out);
@@ -188,13 +201,7 @@ fn unsupported_versions_fail_and_close() {
 #[test]
 fn version_2_double_buffers_the_cache_and_queues_the_last_subscription() {
     let c = catalog();
-    let mut s = session();
-    step(
-        &mut s,
-        &c,
-        &Command::DefineOperationalModes(OperationalModes(0xE000_0262)),
-        2,
-    );
+    let mut s = ready(&c, 0xE000_0262, 2);
     // First subscription: cache slot 0, nothing routed until confirmed.
     let out = step(
         &mut s,
@@ -239,13 +246,7 @@ fn version_2_double_buffers_the_cache_and_queues_the_last_subscription() {
 #[test]
 fn version_1_has_no_index_byte_and_activates_at_once() {
     let c = catalog();
-    let mut s = session();
-    step(
-        &mut s,
-        &c,
-        &Command::DefineOperationalModes(OperationalModes(0xE000_0261)),
-        1,
-    );
+    let mut s = ready(&c, 0xE000_0261, 1);
     let out = step(
         &mut s,
         &c,
@@ -265,13 +266,7 @@ fn version_1_has_no_index_byte_and_activates_at_once() {
 #[test]
 fn failures_carry_reasons_and_the_session_survives_them() {
     let c = catalog();
-    let mut s = session();
-    step(
-        &mut s,
-        &c,
-        &Command::DefineOperationalModes(OperationalModes(0xE000_0262)),
-        2,
-    );
+    let mut s = ready(&c, 0xE000_0262, 2);
     for bad in [
         subscribe("FILTER ActiveMeasurements WHERE"),
         subscribe("FILTER NoSuchTable WHERE True"),
@@ -322,13 +317,7 @@ fn failures_carry_reasons_and_the_session_survives_them() {
 #[test]
 fn other_commands() {
     let c = catalog();
-    let mut s = session();
-    step(
-        &mut s,
-        &c,
-        &Command::DefineOperationalModes(OperationalModes(0xE000_0262)),
-        2,
-    );
+    let mut s = ready(&c, 0xE000_0262, 2);
     assert_eq!(
         step(&mut s, &c, &Command::UpdateProcessingInterval(250), 2),
         vec![Out::Interval(250), Out::Resp(0x80, 0x05)]
@@ -367,13 +356,7 @@ fn other_commands() {
 fn metadata_is_gzipped_when_asked_and_filters_trim_tables() {
     let c = catalog();
     for (modes, gz) in [(0xE000_0262u32, true), (0x6000_0262, false)] {
-        let mut s = session();
-        step(
-            &mut s,
-            &c,
-            &Command::DefineOperationalModes(OperationalModes(modes)),
-            2,
-        );
+        let mut s = ready(&c, modes, 2);
         s.handle_frame(
             &frame(
                 &Command::MetadataRefresh { filters: None },
@@ -391,13 +374,7 @@ fn metadata_is_gzipped_when_asked_and_filters_trim_tables() {
         let set = sttp_proto::metadata::xml::parse_payload(r.payload, &Default::default()).unwrap();
         assert_eq!(set.table("MeasurementDetail").unwrap().len(), 5);
     }
-    let mut s = session();
-    step(
-        &mut s,
-        &c,
-        &Command::DefineOperationalModes(OperationalModes(0xE000_0262)),
-        2,
-    );
+    let mut s = ready(&c, 0xE000_0262, 2);
     let f = Command::MetadataRefresh {
         filters: Some("FILTER MeasurementDetail WHERE SignalAcronym = 'FREQ'".into()),
     };
@@ -444,13 +421,7 @@ fn utf16_sessions_decode_strings_in_utf16() {
 #[test]
 fn repeated_malformed_commands_close_the_session() {
     let c = catalog();
-    let mut s = session();
-    step(
-        &mut s,
-        &c,
-        &Command::DefineOperationalModes(OperationalModes(0xE000_0262)),
-        2,
-    );
+    let mut s = ready(&c, 0xE000_0262, 2);
     let mut closed = false;
     for _ in 0..sttp_proto::session::publisher::MAX_BAD_COMMANDS {
         // Subscribe whose length prefix says more than is there.
