@@ -173,6 +173,11 @@ impl Publisher {
     }
 
     /// Replaces the metadata; every session is told with ConfigurationChanged (wire.md §9).
+    ///
+    /// Global signal indices come from the new catalog: sources must publish with the new
+    /// indices from now on, and existing subscriptions keep the routes they were given until
+    /// their subscribers resubscribe (which stock subscribers do on ConfigurationChanged only
+    /// if their application asks for it).
     pub fn set_catalog(&self, catalog: Catalog) {
         *self
             .shared
