@@ -189,7 +189,7 @@ async fn garbage_from_100_connections_does_not_disturb_a_good_subscriber() {
         / sttp_tests::FRAME_TICKS) as u64;
     let frames = check_window(&tp, &received, end, None).expect("no gap for the good subscriber");
     assert!(
-        frames > 500,
+        frames > 300,
         "the stream kept flowing during the attack ({frames} frames)"
     );
     // Oversized, zero-length, bad-version, truncated frames are disconnected; the others got
