@@ -84,6 +84,18 @@ impl TestPublisher {
 
     /// Starts the publisher on a given address.
     pub async fn start_on(addr: std::net::SocketAddr, signals: usize) -> Self {
+        Self::start_with(
+            PublisherConfig {
+                listen: addr,
+                ..PublisherConfig::default()
+            },
+            signals,
+        )
+        .await
+    }
+
+    /// Starts the publisher with a given configuration.
+    pub async fn start_with(config: PublisherConfig, signals: usize) -> Self {
         let fleet = DemoFleet::new(&DemoConfig {
             signals,
             ..DemoConfig::default()
@@ -92,15 +104,9 @@ impl TestPublisher {
             Uuid::from_u128(0x5177_0000_0000_0000_0000_0000_0000_0001),
             fleet.metadata().clone(),
         );
-        let publisher = Publisher::start(
-            PublisherConfig {
-                listen: addr,
-                ..PublisherConfig::default()
-            },
-            catalog,
-        )
-        .await
-        .expect("publisher starts");
+        let publisher = Publisher::start(config, catalog)
+            .await
+            .expect("publisher starts");
         let signals = fleet.signals().iter().map(|s| s.signal_id).collect();
         Self {
             publisher: Some(publisher),
@@ -156,7 +162,11 @@ impl TestPublisher {
 
     /// Position of every test signal, by signal ID.
     pub fn positions(&self) -> HashMap<Uuid, usize> {
-        self.signals.iter().enumerate().map(|(i, g)| (*g, i)).collect()
+        self.signals
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (*g, i))
+            .collect()
     }
 
     /// The running publisher.

@@ -228,3 +228,88 @@ async fn garbage_from_100_connections_does_not_disturb_a_good_subscriber() {
     fresh.stop().await;
     good.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_stops_reading_loses_only_its_own_data() {
+    let config = sttp_control::server::PublisherConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        subscriber_queue_frames: 16,
+        ..Default::default()
+    };
+    let mut tp = TestPublisher::start_with(config, 400).await;
+    tp.stream(Duration::from_millis(2), 0);
+    let addr = tp.publisher().local_addr();
+    // The stalled subscriber: negotiates and subscribes by hand, then never reads again.
+    // A small receive window so the kernel buffers fill quickly.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(addr).await.unwrap();
+    let mut hello = cmd(&Command::DefineOperationalModes(OperationalModes(
+        0xE000_0262,
+    )));
+    hello.extend(cmd(&Command::Subscribe {
+        flags: 2,
+        connection_string: "filterExpression={FILTER ActiveMeasurements WHERE True}".into(),
+    }));
+    stalled.write_all(&hello).await.unwrap();
+    // Read until the cache arrives, confirm it, then stop reading.
+    let mut buf = vec![0u8; 4096];
+    let mut seen = Vec::new();
+    while !seen.windows(2).any(|w| w == [0x83, 0x02]) {
+        let n = stalled.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        seen.extend_from_slice(&buf[..n]);
+    }
+    stalled
+        .write_all(&cmd(&Command::ConfirmUpdateSignalIndexCache))
+        .await
+        .unwrap();
+    let mut c = SubscriberConfig::new(addr.to_string());
+    c.session.settings = SubscriptionSettings {
+        filter_expression: "FILTER ActiveMeasurements WHERE True".into(),
+        ..SubscriptionSettings::default()
+    };
+    let mut good = Subscriber::start(c);
+    let mut received: Vec<Expected> = Vec::new();
+    let collect = async {
+        loop {
+            match good.next_event().await {
+                Some(ClientEvent::Measurements(b)) => received.extend(b.iter().map(|m| Expected {
+                    signal: m.signal_id,
+                    ticks: m.timestamp,
+                    value: m.value,
+                    flags: m.flags,
+                })),
+                Some(ClientEvent::Disconnected { reason }) => {
+                    panic!("good subscriber lost: {reason}")
+                }
+                Some(_) => {}
+                None => panic!("good subscriber stopped"),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(8), collect).await;
+    // Counters now, while both are connected and the good one was still reading.
+    let stats = tp.publisher().subscription_stats();
+    tp.stop_stream();
+    let end = ((received.iter().map(|e| e.ticks).max().expect("data") - sttp_tests::T0)
+        / sttp_tests::FRAME_TICKS) as u64;
+    let frames = check_window(&tp, &received, end, None).expect("no gap for the good subscriber");
+    assert!(frames > 500, "{frames} frames");
+    assert_eq!(stats.len(), 2, "{stats:?}");
+    let dropped: u64 = stats.iter().map(|(_, s)| s.dropped_queue_full).sum();
+    assert!(
+        dropped > 0,
+        "the stalled subscriber's data was dropped and counted: {stats:?}"
+    );
+    let good_drops = stats
+        .iter()
+        .filter(|(_, s)| s.dropped_queue_full == 0)
+        .count();
+    assert!(
+        good_drops >= 1,
+        "the good subscriber lost nothing: {stats:?}"
+    );
+    good.stop().await;
+    drop(stalled);
+}
