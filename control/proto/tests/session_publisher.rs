@@ -431,3 +431,34 @@ fn repeated_malformed_commands_close_the_session() {
     assert!(closed);
     assert_eq!(s.phase(), Phase::Closed);
 }
+
+/// Regression (found by the session property test): Unsubscribe while a cache awaits its
+/// confirmation used to forget it, so the next Subscribe reused the same slot and the old
+/// confirmation activated the new routes before the subscriber had the new cache.
+#[test]
+fn unsubscribe_keeps_an_unconfirmed_cache_outstanding() {
+    let c = catalog();
+    let mut s = ready(&c, 0xE000_0262, 2);
+    assert_eq!(
+        step(&mut s, &c, &subscribe("PPA:1"), 2),
+        vec![Out::Cache(0, 1), Out::Resp(0x80, 0x02)]
+    );
+    assert_eq!(
+        step(&mut s, &c, &Command::Unsubscribe, 2),
+        vec![Out::Deactivate, Out::Resp(0x80, 0x03)]
+    );
+    // Resubscribing while slot 0 is unconfirmed queues the new cache.
+    assert_eq!(
+        step(&mut s, &c, &subscribe("PPA:2;PPA:3"), 2),
+        vec![Out::Resp(0x80, 0x02)]
+    );
+    // The confirmation of slot 0 activates what slot 0 holds, then the queued cache goes to slot 1.
+    assert_eq!(
+        step(&mut s, &c, &Command::ConfirmUpdateSignalIndexCache, 2),
+        vec![Out::Activate(0, vec![(0, 0)]), Out::Cache(1, 2)]
+    );
+    assert_eq!(
+        step(&mut s, &c, &Command::ConfirmUpdateSignalIndexCache, 2),
+        vec![Out::Activate(1, vec![(1, 0), (2, 1)])]
+    );
+}

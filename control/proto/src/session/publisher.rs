@@ -198,10 +198,12 @@ impl PublisherSession {
             } => self.subscribe(flags, &connection_string, catalog, now_ticks),
             Command::Unsubscribe => {
                 self.subscribed = false;
-                self.cache = match self.cache {
-                    CacheState::Active { index } => CacheState::Active { index },
-                    _ => CacheState::Idle,
-                };
+                // A cache already sent stays outstanding until the subscriber confirms it:
+                // forgetting it would let the next cache reuse its slot while the confirmation
+                // of this one is still on its way (wire.md §5). A queued one is dropped.
+                if let CacheState::AwaitingConfirm { queued, .. } = &mut self.cache {
+                    *queued = None;
+                }
                 self.out.push_back(PublisherOutput::Deactivate);
                 self.succeed(cmd::UNSUBSCRIBE, "Client unsubscribed.");
             }
