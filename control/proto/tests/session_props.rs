@@ -115,10 +115,8 @@ proptest! {
                             }
                         }
                     }
-                    PublisherOutput::Activate { cache_index, .. } => {
-                        if s.modes().version() > 1 {
-                            prop_assert_eq!(Some(cache_index), confirmed, "activates the slot just confirmed");
-                        }
+                    PublisherOutput::Activate { cache_index, .. } if s.modes().version() > 1 => {
+                        prop_assert_eq!(Some(cache_index), confirmed, "activates the slot just confirmed");
                     }
                     _ => {}
                 }
