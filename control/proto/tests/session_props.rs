@@ -87,7 +87,15 @@ proptest! {
         let mut outstanding: Option<u8> = None;
         for st in steps {
             // A confirmation consumes the outstanding cache, activated or not (unsubscribed).
-            let confirmed = if matches!(st, Step::Command(Command::ConfirmUpdateSignalIndexCache)) {
+            let is_confirm = match &st {
+                Step::Command(c) => matches!(c, Command::ConfirmUpdateSignalIndexCache),
+                Step::Raw(b) => matches!(
+                    Command::decode(b, s.modes().encoding()),
+                    Ok(Command::ConfirmUpdateSignalIndexCache)
+                ),
+                Step::Keepalive => false,
+            };
+            let confirmed = if is_confirm && s.phase() == Phase::Ready {
                 outstanding.take()
             } else {
                 None
