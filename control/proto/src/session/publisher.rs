@@ -311,6 +311,20 @@ impl PublisherSession {
         match self.try_subscribe(flags, text, catalog, now_ticks) {
             Ok(pending) => {
                 let signals = pending.routes.len();
+                // Operators want to know which software subscribed (connection string
+                // `assemblyInfo`, wire.md §3).
+                let client = pending
+                    .settings
+                    .assembly_info
+                    .as_ref()
+                    .map(|a| {
+                        format!(
+                            " (client: {} {})",
+                            a.get("source").unwrap_or("unknown"),
+                            a.get("version").unwrap_or("")
+                        )
+                    })
+                    .unwrap_or_default();
                 self.subscribed = true;
                 self.install(pending);
                 let message = format!(
@@ -321,7 +335,8 @@ impl PublisherSession {
                         "compact format"
                     },
                 );
-                self.out.push_back(PublisherOutput::Log(message.clone()));
+                self.out
+                    .push_back(PublisherOutput::Log(format!("{message}{client}")));
                 self.succeed(cmd::SUBSCRIBE, &message);
             }
             Err(reason) => self.fail(cmd::SUBSCRIBE, &reason),
