@@ -245,3 +245,41 @@ fn notify_is_confirmed_and_garbage_only_warns() {
         assert!(!evs.is_empty(), "{junk:?} is reported");
     }
 }
+
+/// Regression (found while fuzzing the subscriber session): a TSSC packet naming runtime ID
+/// 0xFFFFF made every reset allocate a table of 2^20 points. Runtime IDs are now bounded by the
+/// slot's cache, so such a packet is rejected before any table grows.
+#[test]
+fn tssc_ids_beyond_the_cache_are_rejected_not_allocated() {
+    let mut s = SubscriberSession::new(SubscriberSessionConfig {
+        auto_request_metadata: false,
+        ..SubscriberSessionConfig::default()
+    });
+    s.start();
+    drain(&mut s);
+    s.handle_frame(&body(
+        0x83,
+        0x02,
+        &cache(1).encode_payload(2, 0, true, StringEncoding::Utf8),
+    ));
+    drain(&mut s);
+    // flags 0x08, count 1, version 0x55, sequence 0, then PointIDXOR32 with XOR 0x000FFFFF.
+    let packet = body(
+        0x82,
+        0x02,
+        &[
+            0x08, 0, 0, 0, 1, 0x55, 0, 0, 0x07, 0xFF, 0xFF, 0x0F, 0x00, 0x80, 0x00,
+        ],
+    );
+    for _ in 0..24 {
+        s.handle_frame(&packet);
+        let (_, evs) = drain(&mut s);
+        assert!(values(&evs).is_empty());
+        assert!(
+            evs.iter()
+                .any(|e| matches!(e, SubscriberEvent::ProtocolWarning(_))),
+            "{evs:?}"
+        );
+    }
+    assert_eq!(s.stats().dropped_packets, 24);
+}

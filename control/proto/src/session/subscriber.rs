@@ -359,10 +359,21 @@ impl SubscriberSession {
                 // anything but 1 is slot 0.
                 let index = u8::from(index == 1);
                 let signals = cache.entries.len();
+                // The TSSC point table is sized by the largest runtime ID the stream names;
+                // bounding it by this cache keeps a hostile publisher from making every reset
+                // allocate and fill a table of 2^20 points. IDs outside the cache cannot be
+                // delivered anyway.
+                let max_id = cache
+                    .entries
+                    .iter()
+                    .map(|e| e.runtime_id)
+                    .max()
+                    .unwrap_or(0)
+                    .max(0);
                 if let Some(slot) = self.slots.get_mut(usize::from(index)) {
                     *slot = Some(CacheSlot {
                         cache,
-                        tssc: tssc::PacketDecoder::new(),
+                        tssc: tssc::PacketDecoder::with_max_id(max_id),
                     });
                 }
                 if version > 1 {
