@@ -61,6 +61,39 @@ pub struct Expected {
     pub flags: u32,
 }
 
+impl From<&sttp_proto::session::ReceivedMeasurement> for Expected {
+    fn from(m: &sttp_proto::session::ReceivedMeasurement) -> Self {
+        Self {
+            signal: m.signal_id,
+            ticks: m.timestamp,
+            value: m.value,
+            flags: m.flags,
+        }
+    }
+}
+
+/// Collects every measurement `sub` delivers for `limit`; a disconnect or a stop fails the test.
+pub async fn collect_for(
+    sub: &mut sttp_control::client::Subscriber,
+    limit: Duration,
+    out: &mut Vec<Expected>,
+) {
+    use sttp_control::client::ClientEvent;
+    let run = async {
+        loop {
+            match sub.next_event().await {
+                Some(ClientEvent::Measurements(b)) => out.extend(b.iter().map(Expected::from)),
+                Some(ClientEvent::Disconnected { reason }) => {
+                    panic!("subscriber disconnected: {reason}")
+                }
+                Some(_) => {}
+                None => panic!("subscriber stopped"),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(limit, run).await;
+}
+
 /// Value of signal `i` at frame `f`: exact in f32.
 pub fn value_of(i: usize, f: u64) -> f32 {
     (i as f32) * 1000.0 + (f % 4096) as f32 * 0.25

@@ -10,7 +10,7 @@ use sttp_proto::command::Command;
 use sttp_proto::connstr::SubscriptionSettings;
 use sttp_proto::encoding::StringEncoding;
 use sttp_proto::opmodes::OperationalModes;
-use sttp_tests::{check_window, Expected, TestPublisher};
+use sttp_tests::{check_window, collect_for, Expected, TestPublisher};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -146,12 +146,7 @@ async fn garbage_from_100_connections_does_not_disturb_a_good_subscriber() {
             .expect("good subscriber receives")
         {
             Some(ClientEvent::Measurements(b)) => {
-                received.extend(b.iter().map(|m| Expected {
-                    signal: m.signal_id,
-                    ticks: m.timestamp,
-                    value: m.value,
-                    flags: m.flags,
-                }));
+                received.extend(b.iter().map(Expected::from));
                 break;
             }
             Some(_) => {}
@@ -160,24 +155,7 @@ async fn garbage_from_100_connections_does_not_disturb_a_good_subscriber() {
     }
     let attackers: Vec<_> = (0..100).map(|i| tokio::spawn(attack(addr, i))).collect();
     // Keep consuming while the attack runs.
-    let collect = async {
-        loop {
-            match good.next_event().await {
-                Some(ClientEvent::Measurements(b)) => received.extend(b.iter().map(|m| Expected {
-                    signal: m.signal_id,
-                    ticks: m.timestamp,
-                    value: m.value,
-                    flags: m.flags,
-                })),
-                Some(ClientEvent::Disconnected { reason }) => {
-                    panic!("good subscriber disconnected: {reason}")
-                }
-                Some(_) => {}
-                None => panic!("good subscriber stopped"),
-            }
-        }
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(5), collect).await;
+    collect_for(&mut good, Duration::from_secs(5), &mut received).await;
     let mut closed = 0;
     let mut answered = 0;
     for a in attackers {
@@ -271,24 +249,7 @@ async fn a_subscriber_that_stops_reading_loses_only_its_own_data() {
     };
     let mut good = Subscriber::start(c);
     let mut received: Vec<Expected> = Vec::new();
-    let collect = async {
-        loop {
-            match good.next_event().await {
-                Some(ClientEvent::Measurements(b)) => received.extend(b.iter().map(|m| Expected {
-                    signal: m.signal_id,
-                    ticks: m.timestamp,
-                    value: m.value,
-                    flags: m.flags,
-                })),
-                Some(ClientEvent::Disconnected { reason }) => {
-                    panic!("good subscriber lost: {reason}")
-                }
-                Some(_) => {}
-                None => panic!("good subscriber stopped"),
-            }
-        }
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(8), collect).await;
+    collect_for(&mut good, Duration::from_secs(8), &mut received).await;
     // Counters now, while both are connected and the good one was still reading.
     let stats = tp.publisher().subscription_stats();
     tp.stop_stream();

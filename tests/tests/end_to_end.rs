@@ -70,12 +70,7 @@ fn push(out: &mut Vec<Expected>, ev: &ClientEvent) -> Option<i64> {
     };
     let mut newest = None;
     for m in batch {
-        out.push(Expected {
-            signal: m.signal_id,
-            ticks: m.timestamp,
-            value: m.value,
-            flags: m.flags,
-        });
+        out.push(Expected::from(m));
         newest = newest.max(Some(m.timestamp));
     }
     newest

@@ -239,7 +239,7 @@ async fn our_subscriber_receives_every_point_of_the_python_publisher() {
         }
         tokio::select! {
             ev = sub.next_event() => match ev {
-                Some(ClientEvent::Measurements(batch)) => received.extend(batch.iter().map(|m| Expected { signal: m.signal_id, ticks: m.timestamp, value: m.value, flags: m.flags })),
+                Some(ClientEvent::Measurements(batch)) => received.extend(batch.iter().map(Expected::from)),
                 Some(ClientEvent::Metadata(cache)) => metadata_signals = cache.len(),
                 Some(_) => {}
                 None => break,

@@ -16,14 +16,19 @@ struct Server {
 
 impl Server {
     fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
+        let child = Command::new(BIN)
             .arg("serve")
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stderr = child.stderr.take().unwrap();
+        // Owned by `Server` from here on, so a failure below still kills and reaps it.
+        let mut server = Self {
+            child,
+            addr: String::new(),
+        };
+        let stderr = server.child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -31,15 +36,15 @@ impl Server {
             }
         });
         let until = Instant::now() + Duration::from_secs(20);
-        loop {
+        while server.addr.is_empty() {
             let line = rx
                 .recv_timeout(until.saturating_duration_since(Instant::now()))
                 .expect("serve announces its address");
             if let Some(rest) = line.strip_prefix("sttp publisher on ") {
-                let addr = rest.split_whitespace().next().unwrap().to_string();
-                return Self { child, addr };
+                server.addr = rest.split_whitespace().next().unwrap().to_string();
             }
         }
+        server
     }
 }
 

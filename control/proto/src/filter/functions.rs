@@ -236,7 +236,7 @@ pub(crate) fn call<'a>(
     };
     match func {
         Func::Abs | Func::Ceiling | Func::Floor | Func::Round | Func::Sqrt | Func::Power => {
-            numeric(&a, func, pos, regex)
+            numeric(&a, func)
         }
         Func::Coalesce
         | Func::IsNull
@@ -249,7 +249,7 @@ pub(crate) fn call<'a>(
         | Func::IsGuid
         | Func::IsNumeric
         | Func::Now
-        | Func::UtcNow => general(&a, func, pos, regex),
+        | Func::UtcNow => general(&a, func, pos),
         Func::Contains
         | Func::StartsWith
         | Func::EndsWith
@@ -267,22 +267,14 @@ pub(crate) fn call<'a>(
         | Func::Split
         | Func::StrCount
         | Func::StrCmp
-        | Func::SubStr => text(&a, func, pos, regex),
+        | Func::SubStr => text(&a, func),
         Func::RegExMatch | Func::RegExVal => regex_fn(&a, func, pos, regex),
-        Func::DateAdd | Func::DateDiff | Func::DatePart => dates(&a, func, pos, regex),
+        Func::DateAdd | Func::DateDiff | Func::DatePart => dates(&a, func),
     }
 }
 
 #[inline(never)]
-fn numeric<'a>(
-    a: &Args<'_, 'a>,
-    func: Func,
-    pos: usize,
-    regex: Option<&regex::Regex>,
-) -> Result<Val<'a>, FilterError> {
-    let _ = (pos, regex);
-    let args = a.args;
-    let _ = args;
+fn numeric<'a>(a: &Args<'_, 'a>, func: Func) -> Result<Val<'a>, FilterError> {
     match func {
         Func::Abs => Ok(match a.numeric(0, Ty::Double)? {
             Val::I32(v) => Val::I32(v.wrapping_abs()),
@@ -343,22 +335,14 @@ fn numeric<'a>(
 }
 
 #[inline(never)]
-fn general<'a>(
-    a: &Args<'_, 'a>,
-    func: Func,
-    pos: usize,
-    regex: Option<&regex::Regex>,
-) -> Result<Val<'a>, FilterError> {
-    let _ = (pos, regex);
-    let args = a.args;
-    let _ = args;
+fn general<'a>(a: &Args<'_, 'a>, func: Func, pos: usize) -> Result<Val<'a>, FilterError> {
     match func {
         Func::Coalesce => {
             let first = a.get(0, Ty::Boolean)?;
             if !first.is_null() {
                 return Ok(first);
             }
-            for i in 1..args.len() {
+            for i in 1..a.args.len() {
                 let v = a.get(i, Ty::Boolean)?;
                 if !v.is_null() {
                     return Ok(v);
@@ -383,7 +367,7 @@ fn general<'a>(
         }
         Func::MaxOf | Func::MinOf => {
             let mut best = a.get(0, Ty::Boolean)?;
-            for i in 1..args.len() {
+            for i in 1..a.args.len() {
                 let next = a.get(i, Ty::Boolean)?;
                 let op = if func == Func::MaxOf {
                     super::ast::BinOp::Gt
@@ -427,15 +411,7 @@ fn general<'a>(
 }
 
 #[inline(never)]
-fn text<'a>(
-    a: &Args<'_, 'a>,
-    func: Func,
-    pos: usize,
-    regex: Option<&regex::Regex>,
-) -> Result<Val<'a>, FilterError> {
-    let _ = (pos, regex);
-    let args = a.args;
-    let _ = args;
+fn text<'a>(a: &Args<'_, 'a>, func: Func) -> Result<Val<'a>, FilterError> {
     match func {
         Func::Contains | Func::StartsWith | Func::EndsWith => {
             let src = a.string(0, "source value, first argument,")?;
@@ -630,9 +606,6 @@ fn regex_fn<'a>(
     pos: usize,
     regex: Option<&regex::Regex>,
 ) -> Result<Val<'a>, FilterError> {
-    let _ = (pos, regex);
-    let args = a.args;
-    let _ = args;
     match func {
         Func::RegExMatch | Func::RegExVal => {
             let pattern = a.string(0, "expression value, first argument,")?;
@@ -661,15 +634,7 @@ fn regex_fn<'a>(
 }
 
 #[inline(never)]
-fn dates<'a>(
-    a: &Args<'_, 'a>,
-    func: Func,
-    pos: usize,
-    regex: Option<&regex::Regex>,
-) -> Result<Val<'a>, FilterError> {
-    let _ = (pos, regex);
-    let args = a.args;
-    let _ = args;
+fn dates<'a>(a: &Args<'_, 'a>, func: Func) -> Result<Val<'a>, FilterError> {
     match func {
         Func::DateAdd => {
             let src = a.datetime(0, "source value, first argument,")?;
