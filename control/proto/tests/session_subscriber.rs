@@ -38,6 +38,14 @@ fn cache(n: i32) -> SignalIndexCache {
     )
 }
 
+/// A started session whose opening commands were already drained.
+fn started(config: SubscriberSessionConfig) -> SubscriberSession {
+    let mut s = SubscriberSession::new(config);
+    s.start();
+    drain(&mut s);
+    s
+}
+
 fn drain(s: &mut SubscriberSession) -> (Vec<Command>, Vec<SubscriberEvent>) {
     let (mut cmds, mut evs) = (Vec::new(), Vec::new());
     while let Some(o) = s.poll_output() {
@@ -115,12 +123,10 @@ fn start_sends_modes_then_metadata_refresh_and_subscribes_after_metadata() {
 
 #[test]
 fn packets_decode_against_the_slot_they_name_and_the_cache_is_confirmed() {
-    let mut s = SubscriberSession::new(SubscriberSessionConfig {
+    let mut s = started(SubscriberSessionConfig {
         auto_request_metadata: false,
         ..SubscriberSessionConfig::default()
     });
-    s.start();
-    drain(&mut s);
     // Slot 0: three signals; slot 1: two different ones.
     s.handle_frame(&body(
         0x83,
@@ -182,13 +188,11 @@ fn packets_decode_against_the_slot_they_name_and_the_cache_is_confirmed() {
 
 #[test]
 fn python_uncompressed_cache_index_0xff_is_slot_0_and_empty_slots_drop_packets() {
-    let mut s = SubscriberSession::new(SubscriberSessionConfig {
+    let mut s = started(SubscriberSessionConfig {
         auto_request_metadata: false,
         compress_signal_index_cache: false,
         ..SubscriberSessionConfig::default()
     });
-    s.start();
-    drain(&mut s);
     let mut e = tssc::PacketEncoder::new();
     // Before any cache: dropped with a warning.
     s.handle_frame(&tssc_packet(&mut e, 0, &[m(0, 1.0)]));
@@ -213,13 +217,11 @@ fn python_uncompressed_cache_index_0xff_is_slot_0_and_empty_slots_drop_packets()
 
 #[test]
 fn notify_is_confirmed_and_garbage_only_warns() {
-    let mut s = SubscriberSession::new(SubscriberSessionConfig {
+    let mut s = started(SubscriberSessionConfig {
         auto_request_metadata: false,
         auto_subscribe: false,
         ..SubscriberSessionConfig::default()
     });
-    s.start();
-    drain(&mut s);
     let mut p = 1234i32.to_be_bytes().to_vec();
     p.extend_from_slice(b"maintenance at noon");
     s.handle_frame(&body(0x89, 0x02, &p));
@@ -251,12 +253,10 @@ fn notify_is_confirmed_and_garbage_only_warns() {
 /// slot's cache, so such a packet is rejected before any table grows.
 #[test]
 fn tssc_ids_beyond_the_cache_are_rejected_not_allocated() {
-    let mut s = SubscriberSession::new(SubscriberSessionConfig {
+    let mut s = started(SubscriberSessionConfig {
         auto_request_metadata: false,
         ..SubscriberSessionConfig::default()
     });
-    s.start();
-    drain(&mut s);
     s.handle_frame(&body(
         0x83,
         0x02,

@@ -63,6 +63,15 @@ fn decode(bytes: &[u8], format: Format) -> (Vec<Measurement>, Vec<usize>, Vec<i6
     (out, caches, starts)
 }
 
+fn point(signal: u32, timestamp: i64, value: f32) -> SourcePoint {
+    SourcePoint {
+        signal,
+        timestamp,
+        value,
+        flags: 0,
+    }
+}
+
 fn wait_for(sink: &VecSink, bytes: usize) {
     let until = Instant::now() + Duration::from_secs(5);
     while sink.frames.lock().unwrap().len() < bytes && Instant::now() < until {
@@ -181,12 +190,7 @@ fn full_sink_drops_count_and_restart_the_tssc_stream() {
     std::thread::sleep(Duration::from_millis(50));
     for f in 0..2000i64 {
         let batch: Vec<SourcePoint> = (0..100)
-            .map(|s| SourcePoint {
-                signal: s,
-                timestamp: f * 10_000,
-                value: (s as f32).sin() * f as f32,
-                flags: 0,
-            })
+            .map(|s| point(s, f * 10_000, (s as f32).sin() * f as f32))
             .collect();
         engine.source().publish(&batch);
     }
@@ -230,24 +234,9 @@ fn nan_filter_and_time_reasonability() {
     std::thread::sleep(Duration::from_millis(50));
     let t = 638_000_000_000_000_000i64;
     engine.source().publish(&[
-        SourcePoint {
-            signal: 0,
-            timestamp: t,
-            value: f32::NAN,
-            flags: 0,
-        },
-        SourcePoint {
-            signal: 1,
-            timestamp: t,
-            value: 1.0,
-            flags: 0,
-        },
-        SourcePoint {
-            signal: 2,
-            timestamp: t,
-            value: f32::NAN,
-            flags: 0,
-        },
+        point(0, t, f32::NAN),
+        point(1, t, 1.0),
+        point(2, t, f32::NAN),
     ]);
     let until = Instant::now() + Duration::from_secs(5);
     while sub.stats().snapshot().dropped_nan < 2 && Instant::now() < until {
@@ -279,24 +268,9 @@ fn nan_filter_and_time_reasonability() {
     );
     std::thread::sleep(Duration::from_millis(50));
     engine.source().publish(&[
-        SourcePoint {
-            signal: 0,
-            timestamp: t - 20 * 10_000_000,
-            value: 5.0,
-            flags: 0,
-        },
-        SourcePoint {
-            signal: 1,
-            timestamp: t,
-            value: 1.0,
-            flags: 0,
-        },
-        SourcePoint {
-            signal: 1,
-            timestamp: t,
-            value: 2.0,
-            flags: 0,
-        },
+        point(0, t - 20 * 10_000_000, 5.0),
+        point(1, t, 1.0),
+        point(1, t, 2.0),
     ]);
     std::thread::sleep(Duration::from_millis(300));
     let (got, _, _) = decode(&sink2.frames.lock().unwrap().clone(), Format::Tssc);
