@@ -133,6 +133,30 @@ pub(crate) fn bind(e: &Expr, table: &DataTable) -> Result<(Node, usize), FilterE
     Ok((n, count))
 }
 
+/// Integer arithmetic shared by Int32 and Int64 (wire.md §7): overflow wraps, `MIN / -1` wraps
+/// instead of trapping, and division or remainder by zero is an error.
+macro_rules! integer_op {
+    ($op:expr, $x:expr, $y:expr, $pos:expr) => {{
+        let (x, y) = ($x, $y);
+        match $op {
+            BinOp::Mul => x.wrapping_mul(y),
+            BinOp::Add => x.wrapping_add(y),
+            BinOp::Sub => x.wrapping_sub(y),
+            BinOp::Div => x
+                .checked_div(y)
+                .or_else(|| (y == -1).then(|| x.wrapping_neg()))
+                .ok_or_else(|| div_zero($pos))?,
+            BinOp::Mod => x
+                .checked_rem(y)
+                .or_else(|| (y == -1).then_some(0))
+                .ok_or_else(|| div_zero($pos))?,
+            BinOp::BitAnd => x & y,
+            BinOp::BitOr => x | y,
+            _ => x ^ y,
+        }
+    }};
+}
+
 fn lit_val(l: &Lit) -> Node {
     match l {
         Lit::Null => Node::NullLit,
@@ -657,38 +681,8 @@ fn arith<'a>(op: BinOp, a: Val<'a>, b: Val<'a>, pos: usize) -> Result<Val<'a>, F
             BinOp::Div => y && x,
             _ => return Err(bad(Ty::Boolean)),
         }),
-        (Val::I32(x), Val::I32(y)) => Val::I32(match op {
-            BinOp::Mul => x.wrapping_mul(y),
-            BinOp::Add => x.wrapping_add(y),
-            BinOp::Sub => x.wrapping_sub(y),
-            BinOp::Div => x
-                .checked_div(y)
-                .or_else(|| (y == -1).then(|| x.wrapping_neg()))
-                .ok_or_else(|| div_zero(pos))?,
-            BinOp::Mod => x
-                .checked_rem(y)
-                .or_else(|| (y == -1).then_some(0))
-                .ok_or_else(|| div_zero(pos))?,
-            BinOp::BitAnd => x & y,
-            BinOp::BitOr => x | y,
-            _ => x ^ y,
-        }),
-        (Val::I64(x), Val::I64(y)) => Val::I64(match op {
-            BinOp::Mul => x.wrapping_mul(y),
-            BinOp::Add => x.wrapping_add(y),
-            BinOp::Sub => x.wrapping_sub(y),
-            BinOp::Div => x
-                .checked_div(y)
-                .or_else(|| (y == -1).then(|| x.wrapping_neg()))
-                .ok_or_else(|| div_zero(pos))?,
-            BinOp::Mod => x
-                .checked_rem(y)
-                .or_else(|| (y == -1).then_some(0))
-                .ok_or_else(|| div_zero(pos))?,
-            BinOp::BitAnd => x & y,
-            BinOp::BitOr => x | y,
-            _ => x ^ y,
-        }),
+        (Val::I32(x), Val::I32(y)) => Val::I32(integer_op!(op, x, y, pos)),
+        (Val::I64(x), Val::I64(y)) => Val::I64(integer_op!(op, x, y, pos)),
         (Val::Dec(x), Val::Dec(y)) => Val::Dec(match op {
             BinOp::Mul => x * y,
             BinOp::Add => x + y,
