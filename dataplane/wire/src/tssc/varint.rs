@@ -15,12 +15,24 @@ pub(crate) fn put_u32(out: &mut Vec<u8>, v: u32) {
         out.push(v as u8);
         return;
     }
-    let mut buf = [0u8; 5];
-    let mut n = 5;
+    put::<5>(out, u64::from(v));
+}
+
+/// Appends `v` as a varint64 (1..=9 bytes).
+#[inline]
+pub(crate) fn put_u64(out: &mut Vec<u8>, v: u64) {
+    put::<9>(out, v);
+}
+
+/// The shared encoder: 7-bit groups with a continuation bit, except byte `N`, which carries
+/// whatever bits remain, raw (`v >> 28` for varint32, `v >> 56` for varint64).
+#[inline(always)]
+fn put<const N: usize>(out: &mut Vec<u8>, v: u64) {
+    let mut buf = [0u8; N];
+    let mut n = N;
     let mut rest = v;
     for (i, slot) in buf.iter_mut().enumerate() {
-        if i == 4 {
-            // Fifth byte: the top 4 bits, raw.
+        if i == N - 1 {
             *slot = rest as u8;
             break;
         }
@@ -33,31 +45,6 @@ pub(crate) fn put_u32(out: &mut Vec<u8>, v: u32) {
         rest >>= 7;
     }
     // Fixed-size append plus trim: no variable-length copy.
-    let len = out.len();
-    out.extend_from_slice(&buf);
-    out.truncate(len + n);
-}
-
-/// Appends `v` as a varint64 (1..=9 bytes).
-#[inline]
-pub(crate) fn put_u64(out: &mut Vec<u8>, v: u64) {
-    let mut buf = [0u8; 9];
-    let mut n = 9;
-    let mut rest = v;
-    for (i, slot) in buf.iter_mut().enumerate() {
-        if i == 8 {
-            // Ninth byte: all 8 remaining bits (`v >> 56`), no continuation bit.
-            *slot = rest as u8;
-            break;
-        }
-        if rest < 0x80 {
-            *slot = rest as u8;
-            n = i + 1;
-            break;
-        }
-        *slot = (rest as u8) | 0x80;
-        rest >>= 7;
-    }
     let len = out.len();
     out.extend_from_slice(&buf);
     out.truncate(len + n);
