@@ -441,7 +441,6 @@ impl Evaluator {
         pos: usize,
         row: &'a [Value],
     ) -> Result<Val<'a>, FilterError> {
-        let (negated, exact, pos) = (&negated, &exact, &pos);
         let v = self.eval(arg, row, Ty::Boolean)?;
         // A NULL test value yields a Boolean NULL. (cppapi returns a NULL of the test
         // value's type, which then fails the WHERE clause's Boolean check — a bug.)
@@ -451,16 +450,16 @@ impl Evaluator {
         if let Some(set) = set {
             match &v {
                 Val::Str(s) => {
-                    let key: Cow<'_, str> = if *exact {
+                    let key: Cow<'_, str> = if exact {
                         Cow::Borrowed(s.as_ref())
                     } else {
                         fold(s)
                     };
-                    return Ok(Val::Bool(set.strings.contains(key.as_ref()) != *negated));
+                    return Ok(Val::Bool(set.strings.contains(key.as_ref()) != negated));
                 }
                 Val::Guid(g) => {
                     if let Some(gs) = &set.guids {
-                        return Ok(Val::Bool(gs.contains(g) != *negated));
+                        return Ok(Val::Bool(gs.contains(g) != negated));
                     }
                 }
                 _ => {}
@@ -469,17 +468,17 @@ impl Evaluator {
         for item in list {
             let iv = self.eval(item, row, Ty::Boolean)?;
             let ty = derive_comparison(v.ty(), iv.ty())
-                .ok_or_else(|| type_err(*pos, "=", v.ty(), iv.ty()))?;
+                .ok_or_else(|| type_err(pos, "=", v.ty(), iv.ty()))?;
             if iv.is_null() {
                 continue;
             }
-            let l = v.convert(ty).map_err(|m| FilterError::new(*pos, m))?;
-            let r = iv.convert(ty).map_err(|m| FilterError::new(*pos, m))?;
+            let l = v.convert(ty).map_err(|m| FilterError::new(pos, m))?;
+            let r = iv.convert(ty).map_err(|m| FilterError::new(pos, m))?;
             if equal_same(&l, &r, !exact) {
                 return Ok(Val::Bool(!negated));
             }
         }
-        Ok(Val::Bool(*negated))
+        Ok(Val::Bool(negated))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -494,26 +493,25 @@ impl Evaluator {
         pos: usize,
         row: &'a [Value],
     ) -> Result<Val<'a>, FilterError> {
-        let (negated, exact, pos) = (&negated, &exact, &pos);
         let v = self.eval(arg, row, Ty::Boolean)?;
         if v.is_null() {
             return Ok(Val::Null(Ty::Boolean));
         }
         let p = self.eval(pattern, row, Ty::String)?;
         let (Val::Str(text), Ty::String) = (&v, p.ty()) else {
-            return Err(type_err(*pos, "LIKE", v.ty(), p.ty()));
+            return Err(type_err(pos, "LIKE", v.ty(), p.ty()));
         };
         let matched = match (compiled, &p) {
             (Some(c), _) => c.matches(text),
             (None, Val::Str(ps)) => LikePattern::new(ps, !exact).matches(text),
             _ => {
                 return Err(FilterError::new(
-                    *pos,
+                    pos,
                     "right operand of \"LIKE\" expression is null",
                 ))
             }
         };
-        Ok(Val::Bool(matched != *negated))
+        Ok(Val::Bool(matched != negated))
     }
 }
 
