@@ -54,24 +54,64 @@ fn stream(random: bool) -> Vec<Measurement> {
     out
 }
 
-/// Encodes the whole stream into TSSC packets with a fresh session.
-fn tssc_encode(points: &[Measurement], packets: &mut Vec<Vec<u8>>) {
-    let mut enc = PacketEncoder::new();
+/// The packet builders' common shape, so one loop drives both formats.
+trait Builder {
+    fn begin(&mut self, out: &mut Vec<u8>);
+    fn try_add(&mut self, out: &mut Vec<u8>, m: &Measurement) -> bool;
+    fn finish(&mut self, out: &mut Vec<u8>);
+}
+
+impl Builder for PacketEncoder {
+    fn begin(&mut self, out: &mut Vec<u8>) {
+        PacketEncoder::begin(self, out, 0, MAX_PAYLOAD);
+    }
+    fn try_add(&mut self, out: &mut Vec<u8>, m: &Measurement) -> bool {
+        PacketEncoder::try_add(self, out, m)
+    }
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        PacketEncoder::finish(self, out);
+    }
+}
+
+impl Builder for compact::PacketEncoder {
+    fn begin(&mut self, out: &mut Vec<u8>) {
+        compact::PacketEncoder::begin(self, out, 0, MAX_PAYLOAD);
+    }
+    fn try_add(&mut self, out: &mut Vec<u8>, m: &Measurement) -> bool {
+        compact::PacketEncoder::try_add(self, out, m)
+    }
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        compact::PacketEncoder::finish(self, out);
+    }
+}
+
+/// Encodes the whole stream into packets of at most `MAX_PAYLOAD` bytes.
+#[inline(always)]
+fn encode_all(enc: &mut impl Builder, points: &[Measurement], packets: &mut Vec<Vec<u8>>) {
     let mut buf = Vec::with_capacity(MAX_PAYLOAD);
     let mut used = 0;
-    enc.begin(&mut buf, 0, MAX_PAYLOAD);
+    enc.begin(&mut buf);
     for m in points {
         if !enc.try_add(&mut buf, m) {
             enc.finish(&mut buf);
             store(packets, &mut used, &buf);
             buf.clear();
-            enc.begin(&mut buf, 0, MAX_PAYLOAD);
+            enc.begin(&mut buf);
             enc.try_add(&mut buf, m);
         }
     }
     enc.finish(&mut buf);
     store(packets, &mut used, &buf);
     packets.truncate(used);
+}
+
+/// Encodes the whole stream into TSSC packets with a fresh session.
+fn tssc_encode(points: &[Measurement], packets: &mut Vec<Vec<u8>>) {
+    encode_all(&mut PacketEncoder::new(), points, packets);
+}
+
+fn compact_encode(points: &[Measurement], opts: CompactOptions, packets: &mut Vec<Vec<u8>>) {
+    encode_all(&mut compact::PacketEncoder::new(opts), points, packets);
 }
 
 /// Copies a finished packet into a reused slot, so the bench measures the codec, not malloc.
@@ -84,25 +124,6 @@ fn store(packets: &mut Vec<Vec<u8>>, used: &mut usize, buf: &[u8]) {
         p.extend_from_slice(buf);
     }
     *used += 1;
-}
-
-fn compact_encode(points: &[Measurement], opts: CompactOptions, packets: &mut Vec<Vec<u8>>) {
-    let mut enc = compact::PacketEncoder::new(opts);
-    let mut buf = Vec::with_capacity(MAX_PAYLOAD);
-    let mut used = 0;
-    enc.begin(&mut buf, 0, MAX_PAYLOAD);
-    for m in points {
-        if !enc.try_add(&mut buf, m) {
-            enc.finish(&mut buf);
-            store(packets, &mut used, &buf);
-            buf.clear();
-            enc.begin(&mut buf, 0, MAX_PAYLOAD);
-            enc.try_add(&mut buf, m);
-        }
-    }
-    enc.finish(&mut buf);
-    store(packets, &mut used, &buf);
-    packets.truncate(used);
 }
 
 fn codecs(c: &mut Criterion) {
