@@ -8,6 +8,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod identity;
 pub mod metadata_cache;
 pub mod server;
 mod sink;

@@ -1,64 +1,18 @@
-//! `sttp`: the STTP publisher and subscriber command line.
+//! `sttp subscribe`: connect, subscribe, and show or write what arrives.
 
+use crate::shutdown_signal;
 use anyhow::Context as _;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, ValueEnum};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use sttp_control::client::{ClientEvent, Subscriber, SubscriberConfig};
-use sttp_control::config::ServeConfig;
-use sttp_control::demo::DemoFleet;
 use sttp_control::metadata_cache::MetadataCache;
-use sttp_control::server::{Publisher, PublisherConfig};
-use sttp_dataplane::EngineConfig;
-use sttp_proto::catalog::Catalog;
 use sttp_proto::connstr::SubscriptionSettings;
 use sttp_proto::encoding::StringEncoding;
 use sttp_proto::session::ReceivedMeasurement;
 use sttp_wire::ticks;
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "sttp",
-    version,
-    about = "STTP (IEEE 2664) publisher and subscriber"
-)]
-struct Cli {
-    /// Log filter (error, warn, info, debug, trace, or a tracing directive).
-    #[arg(long, global = true)]
-    log: Option<String>,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Run a publisher (with the embedded demo PMU fleet unless configured otherwise).
-    Serve(ServeArgs),
-    /// Connect to a publisher, subscribe and show or write what arrives.
-    Subscribe(SubscribeArgs),
-}
-
-#[derive(Parser, Debug)]
-struct ServeArgs {
-    /// Listen address (default 127.0.0.1:7165).
-    #[arg(long)]
-    listen: Option<std::net::SocketAddr>,
-    /// TOML configuration file.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Demo source: number of signals (15 per PMU).
-    #[arg(long)]
-    demo_signals: Option<usize>,
-    /// Demo source: frames per second.
-    #[arg(long)]
-    demo_rate: Option<f64>,
-    /// Data-plane worker threads.
-    #[arg(long)]
-    workers: Option<usize>,
-}
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 enum Format {
@@ -71,7 +25,7 @@ enum Format {
 }
 
 #[derive(Parser, Debug)]
-struct SubscribeArgs {
+pub(crate) struct SubscribeArgs {
     /// Publisher address, HOST:PORT.
     address: String,
     /// Filter expression selecting the signals.
@@ -110,155 +64,6 @@ struct SubscribeArgs {
     /// Restart the connection when no data arrived for this many seconds (0 = never).
     #[arg(long, default_value_t = 30.0)]
     data_loss_timeout: f64,
-}
-
-fn init_logging(filter: Option<&str>, default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter.unwrap_or(default))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
-}
-
-fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let result = match cli.command {
-        Command::Serve(args) => {
-            init_logging(cli.log.as_deref(), "info");
-            runtime.block_on(serve(args))
-        }
-        Command::Subscribe(args) => {
-            init_logging(cli.log.as_deref(), "warn");
-            runtime.block_on(subscribe(args))
-        }
-    };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-}
-
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = match &args.config {
-        Some(path) => ServeConfig::load(path)?,
-        None => ServeConfig::default(),
-    };
-    if let Some(l) = args.listen {
-        config.listen = l;
-    }
-    if let Some(n) = args.demo_signals {
-        config.demo.signals = n;
-        config.demo.enabled = true;
-    }
-    if let Some(r) = args.demo_rate {
-        config.demo.rate = r;
-        config.demo.enabled = true;
-    }
-    if let Some(w) = args.workers {
-        config.workers = w;
-    }
-    config.validate()?;
-    anyhow::ensure!(
-        config.demo.enabled,
-        "no source configured: enable [demo] in the config file"
-    );
-    let node_id = config.node_id.unwrap_or_else(uuid::Uuid::new_v4);
-    let fleet = DemoFleet::new(&config.demo);
-    let catalog = Catalog::new(node_id, fleet.metadata().clone());
-    tracing::info!(
-        signals = catalog.signals().len(),
-        pmus = fleet
-            .metadata()
-            .table("DeviceDetail")
-            .map(|t| t.len())
-            .unwrap_or(0),
-        rate = config.demo.rate,
-        "demo PMU fleet ready"
-    );
-    let publisher = Publisher::start(
-        PublisherConfig {
-            listen: config.listen,
-            max_connections: config.max_connections,
-            engine: EngineConfig {
-                workers: config.workers,
-                ..EngineConfig::default()
-            },
-            subscriber_queue_frames: config.subscriber_queue_frames,
-            name: config.name.clone(),
-        },
-        catalog,
-    )
-    .await?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let generator = fleet.spawn(&publisher.catalog(), publisher.source(), stop.clone())?;
-    eprintln!(
-        "sttp publisher on {} serving {} demo signals at {} frames/s; watch it with: sttp subscribe {}",
-        publisher.local_addr(),
-        fleet.signals().len(),
-        config.demo.rate,
-        publisher.local_addr()
-    );
-    let interval = Duration::from_secs(config.stats_interval_secs.max(1));
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-    let mut last_points = 0u64;
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            _ = ticker.tick(), if config.stats_interval_secs > 0 => {
-                let ring = publisher.source();
-                let published = ring.stats().points.load(Ordering::Relaxed);
-                let subs = publisher.subscription_stats();
-                let sent: u64 = subs.iter().map(|(_, s)| s.points).sum();
-                let dropped: u64 = subs.iter().map(|(_, s)| s.dropped_queue_full).sum();
-                tracing::info!(
-                    connections = publisher.stats().connections_open.load(Ordering::Relaxed),
-                    published_per_s = (published - last_points) as f64 / interval.as_secs_f64(),
-                    published_total = published,
-                    points_sent_total = sent,
-                    dropped_slow_subscriber = dropped,
-                    "summary"
-                );
-                last_points = published;
-            }
-        }
-    }
-    tracing::info!("shutting down");
-    stop.store(true, Ordering::Relaxed);
-    let _ = generator.join();
-    publisher.shutdown().await;
-    Ok(())
 }
 
 /// Writes received points in the chosen format.
@@ -388,7 +193,7 @@ fn json_value(v: f32) -> serde_json::Value {
     }
 }
 
-async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
+pub(crate) async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         (1..=3).contains(&args.protocol_version),
         "--protocol-version must be 1, 2 or 3"

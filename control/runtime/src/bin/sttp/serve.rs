@@ -1,0 +1,126 @@
+//! `sttp serve`: the publisher with its embedded demo source.
+
+use crate::shutdown_signal;
+use clap::Parser;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use sttp_control::config::ServeConfig;
+use sttp_control::demo::DemoFleet;
+use sttp_control::server::{Publisher, PublisherConfig};
+use sttp_dataplane::EngineConfig;
+use sttp_proto::catalog::Catalog;
+
+#[derive(Parser, Debug)]
+pub(crate) struct ServeArgs {
+    /// Listen address (default 127.0.0.1:7165).
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// TOML configuration file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Demo source: number of signals (15 per PMU).
+    #[arg(long)]
+    demo_signals: Option<usize>,
+    /// Demo source: frames per second.
+    #[arg(long)]
+    demo_rate: Option<f64>,
+    /// Data-plane worker threads.
+    #[arg(long)]
+    workers: Option<usize>,
+}
+
+pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => ServeConfig::load(path)?,
+        None => ServeConfig::default(),
+    };
+    if let Some(l) = args.listen {
+        config.listen = l;
+    }
+    if let Some(n) = args.demo_signals {
+        config.demo.signals = n;
+        config.demo.enabled = true;
+    }
+    if let Some(r) = args.demo_rate {
+        config.demo.rate = r;
+        config.demo.enabled = true;
+    }
+    if let Some(w) = args.workers {
+        config.workers = w;
+    }
+    config.validate()?;
+    anyhow::ensure!(
+        config.demo.enabled,
+        "no source configured: enable [demo] in the config file"
+    );
+    let node_id = config.node_id.unwrap_or_else(uuid::Uuid::new_v4);
+    let fleet = DemoFleet::new(&config.demo);
+    let catalog = Catalog::new(node_id, fleet.metadata().clone());
+    tracing::info!(
+        signals = catalog.signals().len(),
+        pmus = fleet
+            .metadata()
+            .table("DeviceDetail")
+            .map(|t| t.len())
+            .unwrap_or(0),
+        rate = config.demo.rate,
+        "demo PMU fleet ready"
+    );
+    let publisher = Publisher::start(
+        PublisherConfig {
+            listen: config.listen,
+            max_connections: config.max_connections,
+            engine: EngineConfig {
+                workers: config.workers,
+                ..EngineConfig::default()
+            },
+            subscriber_queue_frames: config.subscriber_queue_frames,
+            name: config.name.clone(),
+            transport: sttp_control::server::Transport::Plain,
+        },
+        catalog,
+    )
+    .await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let generator = fleet.spawn(&publisher.catalog(), publisher.source(), stop.clone())?;
+    eprintln!(
+        "sttp publisher on {} serving {} demo signals at {} frames/s; watch it with: sttp subscribe {}",
+        publisher.local_addr(),
+        fleet.signals().len(),
+        config.demo.rate,
+        publisher.local_addr()
+    );
+    let interval = Duration::from_secs(config.stats_interval_secs.max(1));
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    let mut last_points = 0u64;
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = ticker.tick(), if config.stats_interval_secs > 0 => {
+                let ring = publisher.source();
+                let published = ring.stats().points.load(Ordering::Relaxed);
+                let subs = publisher.subscription_stats();
+                let sent: u64 = subs.iter().map(|(_, s)| s.points).sum();
+                let dropped: u64 = subs.iter().map(|(_, s)| s.dropped_queue_full).sum();
+                tracing::info!(
+                    connections = publisher.stats().connections_open.load(Ordering::Relaxed),
+                    published_per_s = (published - last_points) as f64 / interval.as_secs_f64(),
+                    published_total = published,
+                    points_sent_total = sent,
+                    dropped_slow_subscriber = dropped,
+                    "summary"
+                );
+                last_points = published;
+            }
+        }
+    }
+    tracing::info!("shutting down");
+    stop.store(true, Ordering::Relaxed);
+    let _ = generator.join();
+    publisher.shutdown().await;
+    Ok(())
+}

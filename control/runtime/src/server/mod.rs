@@ -1,0 +1,219 @@
+//! The publisher: a TCP listener ([`listener`]), a transport handshake ([`transport`]), one task
+//! pair (reader + writer) per connection around a sans-IO `PublisherSession` ([`connection`]),
+//! and the data-plane engine that encodes and fans out.
+
+mod connection;
+mod listener;
+mod settings;
+pub mod transport;
+
+pub use settings::encoder_settings;
+pub use transport::Transport;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use sttp_dataplane::{Engine, EngineConfig, SourceHandle};
+use sttp_proto::catalog::Catalog;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Keep-alive period (wire.md §1.2: NoOP every 5 s).
+pub const KEEPALIVE: Duration = Duration::from_secs(5);
+/// Largest command frame accepted (a subscribe string listing thousands of GUIDs fits).
+pub const MAX_COMMAND_FRAME: usize = 1024 * 1024;
+/// cppapi's sanity limit on a client's first frame (wire.md §1).
+pub const FIRST_FRAME_LIMIT: usize = 1 + 8192;
+/// Time a new connection has to define its operational modes.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time a control response may wait for room in a subscriber's queue before the subscriber is
+/// disconnected as a slow consumer.
+pub const CONTROL_SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Publisher settings.
+#[derive(Debug, Clone)]
+pub struct PublisherConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Data-plane sizing.
+    pub engine: EngineConfig,
+    /// Frames queued per subscriber.
+    pub subscriber_queue_frames: usize,
+    /// Name used in messages.
+    pub name: String,
+    /// Plain TCP or TLS.
+    pub transport: Transport,
+}
+
+impl Default for PublisherConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7165)),
+            max_connections: 1000,
+            engine: EngineConfig::default(),
+            subscriber_queue_frames: 4096,
+            name: "sttp".into(),
+            transport: Transport::Plain,
+        }
+    }
+}
+
+/// Handles user commands (0xD0–0xDF): gets the connection's peer address, the command code and
+/// data, and may answer with `(response code 0xE0–0xEF, data)`.
+pub type UserCommandHandler =
+    Arc<dyn Fn(SocketAddr, u8, &[u8]) -> Option<(u8, Vec<u8>)> + Send + Sync>;
+
+/// Publisher-wide counters.
+#[derive(Debug, Default)]
+pub struct PublisherStats {
+    /// Connections accepted since start.
+    pub connections_accepted: AtomicU64,
+    /// Connections refused (limit).
+    pub connections_refused: AtomicU64,
+    /// Connections open now.
+    pub connections_open: AtomicUsize,
+    /// Sessions closed for protocol errors.
+    pub protocol_closes: AtomicU64,
+}
+
+struct Shared {
+    config: PublisherConfig,
+    transport: Transport,
+    catalog: RwLock<Arc<Catalog>>,
+    engine: Engine,
+    stats: PublisherStats,
+    user_commands: RwLock<Option<UserCommandHandler>>,
+    config_changed: watch::Sender<u64>,
+    subscriptions: RwLock<
+        Vec<(
+            SocketAddr,
+            std::sync::Weak<sttp_dataplane::SubscriptionStats>,
+        )>,
+    >,
+}
+
+/// A running publisher.
+pub struct Publisher {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Publisher {
+    /// Binds the listener, starts the data plane and starts accepting.
+    pub async fn start(config: PublisherConfig, catalog: Catalog) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        let local_addr = listener.local_addr()?;
+        let engine = Engine::start(config.engine.clone())?;
+        let (config_changed, _) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            transport: config.transport.clone(),
+            config,
+            catalog: RwLock::new(Arc::new(catalog)),
+            engine,
+            stats: PublisherStats::default(),
+            user_commands: RwLock::new(None),
+            config_changed,
+            subscriptions: RwLock::new(Vec::new()),
+        });
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let accept = tokio::spawn(listener::accept_loop(listener, shared.clone(), shutdown_rx));
+        tracing::info!(%local_addr, "STTP publisher listening");
+        Ok(Self {
+            shared,
+            local_addr,
+            shutdown,
+            accept: Some(accept),
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Where sources publish points.
+    pub fn source(&self) -> SourceHandle {
+        self.shared.engine.source()
+    }
+
+    /// The current catalog.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        read(&self.shared.catalog)
+    }
+
+    /// Publisher counters.
+    pub fn stats(&self) -> &PublisherStats {
+        &self.shared.stats
+    }
+
+    /// Per-subscription counters of the live subscriptions.
+    pub fn subscription_stats(&self) -> Vec<(SocketAddr, sttp_dataplane::stats::StatsSnapshot)> {
+        let mut subs = self
+            .shared
+            .subscriptions
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        subs.retain(|(_, w)| w.strong_count() > 0);
+        subs.iter()
+            .filter_map(|(a, w)| w.upgrade().map(|s| (*a, s.snapshot())))
+            .collect()
+    }
+
+    /// Replaces the metadata; every session is told with ConfigurationChanged (wire.md §9).
+    ///
+    /// Global signal indices come from the new catalog: sources must publish with the new
+    /// indices from now on, and existing subscriptions keep the routes they were given until
+    /// their subscribers resubscribe (which stock subscribers do on ConfigurationChanged only
+    /// if their application asks for it).
+    pub fn set_catalog(&self, catalog: Catalog) {
+        *self
+            .shared
+            .catalog
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Arc::new(catalog);
+        self.shared.config_changed.send_modify(|n| *n += 1);
+    }
+
+    /// Installs the user-command handler.
+    pub fn on_user_command(&self, handler: UserCommandHandler) {
+        *self
+            .shared
+            .user_commands
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(handler);
+    }
+
+    /// Stops accepting and closes every connection.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(a) = self.accept.take() {
+            let _ = a.await;
+        }
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+fn read<T: Clone>(lock: &RwLock<T>) -> T {
+    lock.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
