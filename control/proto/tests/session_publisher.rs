@@ -101,6 +101,7 @@ enum Out {
     User(u8),
     Interval(i32),
     Close,
+    Rotate,
 }
 
 fn outputs(s: &mut PublisherSession, version: u8) -> Vec<Out> {
@@ -132,6 +133,7 @@ fn outputs(s: &mut PublisherSession, version: u8) -> Vec<Out> {
             PublisherOutput::UserCommand { code, .. } => v.push(Out::User(code)),
             PublisherOutput::ProcessingInterval(ms) => v.push(Out::Interval(ms)),
             PublisherOutput::Close { .. } => v.push(Out::Close),
+            PublisherOutput::RotateCipherKeys => v.push(Out::Rotate),
             PublisherOutput::Log(_) => {}
         }
     }
@@ -276,7 +278,7 @@ fn failures_carry_reasons_and_the_session_survives_them() {
         },
         Command::Subscribe {
             flags: 2,
-            connection_string: "filterExpression={PPA:1};dataChannel={localport=9000}".into(),
+            connection_string: "filterExpression={PPA:1};dataChannel={localport=0}".into(),
         },
         Command::Subscribe {
             flags: 2,
@@ -461,4 +463,35 @@ fn unsubscribe_keeps_an_unconfirmed_cache_outstanding() {
         step(&mut s, &c, &Command::ConfirmUpdateSignalIndexCache, 2),
         vec![Out::Activate(1, vec![(1, 0), (2, 1)])]
     );
+}
+
+#[test]
+fn a_udp_data_channel_is_accepted_in_compact_and_keys_rotate_only_when_in_use() {
+    let c = catalog();
+    let mut s = ready(&c, 0xE000_0262, 2);
+    let sub = Command::Subscribe {
+        flags: 2,
+        connection_string: "filterExpression={PPA:1};dataChannel={localport=9600}".into(),
+    };
+    s.handle_frame(&frame(&sub, StringEncoding::Utf8), &c, NOW);
+    let mut message = None;
+    while let Some(o) = s.poll_output() {
+        if let PublisherOutput::Send(b) = o {
+            for r in decode_responses(&b[4..]).unwrap() {
+                if r.code == 0x80 && r.command == 0x02 {
+                    message = Some(String::from_utf8_lossy(r.payload).into_owned());
+                }
+            }
+        }
+    }
+    let message = message.expect("subscribe succeeded");
+    assert!(message.contains("over UDP port 9600"), "{message}");
+    assert!(message.contains("TSSC is not used"), "{message}");
+
+    // Without keys in use the rotation request is refused; with keys it reaches the runtime.
+    s.handle_frame(&frame(&Command::RotateCipherKeys, StringEncoding::Utf8), &c, NOW);
+    assert_eq!(outputs(&mut s, 2), vec![Out::Resp(0x81, 0x04)]);
+    s.set_cipher_keys_in_use(true);
+    s.handle_frame(&frame(&Command::RotateCipherKeys, StringEncoding::Utf8), &c, NOW);
+    assert_eq!(outputs(&mut s, 2), vec![Out::Rotate, Out::Resp(0x80, 0x04)]);
 }

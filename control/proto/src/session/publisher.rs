@@ -53,6 +53,9 @@ pub enum PublisherOutput {
     },
     /// Stop publishing to the subscriber (Unsubscribe).
     Deactivate,
+    /// The subscriber asked for new data-channel keys (RotateCipherKeys, 0x04); only emitted
+    /// while the runtime says keys are in use ([`PublisherSession::set_cipher_keys_in_use`]).
+    RotateCipherKeys,
     /// A user command (0xD0–0xDF) for the application.
     UserCommand { code: u8, data: Vec<u8> },
     /// UpdateProcessingInterval.
@@ -109,6 +112,7 @@ pub struct PublisherSession {
     /// Slot index of the last confirmed cache (starts at 1 so the first cache goes out as 0).
     current_index: u8,
     subscribed: bool,
+    cipher_keys_in_use: bool,
     bad_commands: u32,
     out: VecDeque<PublisherOutput>,
 }
@@ -124,6 +128,7 @@ impl PublisherSession {
             cache: CacheState::Idle,
             current_index: 1,
             subscribed: false,
+            cipher_keys_in_use: false,
             bad_commands: 0,
             out: VecDeque::new(),
         }
@@ -162,6 +167,12 @@ impl PublisherSession {
         if self.phase == Phase::Ready {
             self.respond(rsp::CONFIGURATION_CHANGED, cmd::SUBSCRIBE, &[]);
         }
+    }
+
+    /// Tells the session whether the data channel is encrypted, which decides whether a
+    /// RotateCipherKeys command is honoured or refused.
+    pub fn set_cipher_keys_in_use(&mut self, in_use: bool) {
+        self.cipher_keys_in_use = in_use;
     }
 
     /// Answers a user command with a user response (0xE0–0xEF).
@@ -214,6 +225,10 @@ impl PublisherSession {
                     cmd::UPDATE_PROCESSING_INTERVAL,
                     &format!("New processing interval of {ms} assigned."),
                 );
+            }
+            Command::RotateCipherKeys if self.cipher_keys_in_use => {
+                self.out.push_back(PublisherOutput::RotateCipherKeys);
+                self.succeed(cmd::ROTATE_CIPHER_KEYS, "New cipher keys requested.");
             }
             Command::RotateCipherKeys => self.fail(
                 cmd::ROTATE_CIPHER_KEYS,
@@ -311,6 +326,7 @@ impl PublisherSession {
         match self.try_subscribe(flags, text, catalog, now_ticks) {
             Ok(pending) => {
                 let signals = pending.routes.len();
+                let data_channel = pending.settings.data_channel;
                 // Operators want to know which software subscribed (connection string
                 // `assemblyInfo`, wire.md §3).
                 let client = pending
@@ -327,14 +343,27 @@ impl PublisherSession {
                     .unwrap_or_default();
                 self.subscribed = true;
                 self.install(pending);
-                let message = format!(
-                    "Client subscribed using {} over TCP with {signals} signals.",
-                    if self.modes.use_tssc() {
-                        "TSSC compression"
-                    } else {
-                        "compact format"
-                    },
-                );
+                let message = match data_channel {
+                    // TSSC state cannot survive datagram loss: stock publishers fall back to
+                    // the compact format on a UDP data channel (wire.md §8), and so do we.
+                    Some(d) => format!(
+                        "Client subscribed using compact format over UDP port {} with {signals} signals.{}",
+                        d.local_port,
+                        if self.modes.use_tssc() {
+                            " TSSC is not used on a UDP data channel."
+                        } else {
+                            ""
+                        }
+                    ),
+                    None => format!(
+                        "Client subscribed using {} over TCP with {signals} signals.",
+                        if self.modes.use_tssc() {
+                            "TSSC compression"
+                        } else {
+                            "compact format"
+                        },
+                    ),
+                };
                 self.out
                     .push_back(PublisherOutput::Log(format!("{message}{client}")));
                 self.succeed(cmd::SUBSCRIBE, &message);
@@ -356,8 +385,8 @@ impl PublisherSession {
         let cs = ConnectionString::parse(text).map_err(|e| e.failed_message())?;
         let settings =
             SubscriptionSettings::from_connection_string(&cs).map_err(|e| e.failed_message())?;
-        if settings.data_channel.is_some() {
-            return Err("UDP data channel (dataChannel) is not supported by this publisher yet; subscribe without it to receive data over TCP".into());
+        if settings.data_channel.is_some_and(|d| d.local_port == 0) {
+            return Err("dataChannel localport must be a UDP port from 1 to 65535".into());
         }
         if settings.start_time_constraint.is_some() || settings.stop_time_constraint.is_some() {
             return Err("temporal subscriptions (startTimeConstraint/stopTimeConstraint) are not supported by this publisher".into());

@@ -271,9 +271,31 @@ impl SubscriberSession {
         }
     }
 
-    /// Handles one DataPacket body received on a UDP data channel (no frame prefix).
+    /// Handles one response body received on a UDP data channel (no frame prefix). Only
+    /// DataPacket and BufferBlock may travel over UDP (wire.md §8); anything else in a datagram
+    /// is dropped with a warning, so a spoofed datagram can never change the session's state.
     pub fn handle_datagram(&mut self, datagram: &[u8]) {
-        self.handle_frame(datagram);
+        match decode_responses(datagram) {
+            Ok(responses) => {
+                for r in responses {
+                    match r.code {
+                        rsp::DATA_PACKET | rsp::BUFFER_BLOCK => {
+                            self.handle_response(r.code, r.command, r.payload)
+                        }
+                        other => {
+                            self.stats.dropped_packets += 1;
+                            self.warn(format!(
+                                "response 0x{other:02X} received on the UDP data channel dropped: only data packets and buffer blocks may use it"
+                            ));
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                self.stats.dropped_packets += 1;
+                self.warn(format!("malformed datagram: {}", e.failed_message()))
+            }
+        }
     }
 
     fn handle_response(&mut self, code: u8, command: u8, payload: &[u8]) {
