@@ -50,7 +50,24 @@ pub struct EncoderSettings {
     pub min_flush_interval: Duration,
     /// Throttled publication, if requested.
     pub throttle: Option<Throttle>,
+    /// Latency budget: a buffered point waits at most this long for more points to share its
+    /// packet (issue: flush on a target size or a deadline, default 1 ms).
+    pub flush_deadline: Duration,
+    /// Target size: the buffer is flushed at once when it holds this many bytes.
+    pub flush_bytes: usize,
+    /// Packets go out as UDP datagrams while the in-band responses (DataStartTime,
+    /// UpdateBaseTimes) go over TCP (wire.md §8). The two paths race, so a new base time is
+    /// only used once [`BASE_TIME_GRACE`] has passed since it was sent; until then
+    /// measurements carry full timestamps.
+    pub datagrams: bool,
 }
+
+/// How long a UDP subscription keeps sending full timestamps after announcing new base times
+/// over TCP, so that no datagram can overtake the announcement it depends on (wire.md §6, §8).
+pub const BASE_TIME_GRACE: Duration = Duration::from_millis(250);
+
+/// The default target size of one flush.
+pub const DEFAULT_FLUSH_BYTES: usize = 64 * 1024;
 
 impl Default for EncoderSettings {
     fn default() -> Self {
@@ -63,6 +80,9 @@ impl Default for EncoderSettings {
             max_payload: 32_768 - frame::RESPONSE_HEADER_LEN,
             min_flush_interval: Duration::ZERO,
             throttle: None,
+            flush_deadline: Duration::from_millis(1),
+            flush_bytes: DEFAULT_FLUSH_BYTES,
+            datagrams: false,
         }
     }
 }
@@ -81,11 +101,15 @@ pub struct SubscriptionEncoder {
     compact: compact::PacketEncoder,
     schedule: Option<BaseTimeSchedule>,
     base: Option<BaseTimes>,
+    /// New base times announced but not yet used (datagram mode), and when they may be.
+    pending_base: Option<(BaseTimes, Instant)>,
     resend_base: bool,
     buf: Vec<u8>,
     open: Option<OpenPacket>,
     buffered_points: u64,
     buffered_packets: u64,
+    /// When the oldest unflushed point was encoded.
+    oldest: Option<Instant>,
     sent_start_time: bool,
     latest: Vec<Option<Measurement>>,
     newest_ts: i64,
@@ -120,12 +144,14 @@ impl SubscriptionEncoder {
             tssc: tssc::PacketEncoder::new(),
             schedule,
             base: None,
+            pending_base: None,
             resend_base: false,
             cache_flag: cache_flag(cache_index),
             buf: Vec::with_capacity(settings.max_payload + 64),
             open: None,
             buffered_points: 0,
             buffered_packets: 0,
+            oldest: None,
             sent_start_time: false,
             latest: Vec::new(),
             newest_ts: 0,
@@ -141,6 +167,12 @@ impl SubscriptionEncoder {
         &self.settings
     }
 
+    /// Changes the largest packet payload from the next packet on (a new data-channel cipher
+    /// may add a different overhead).
+    pub fn set_max_payload(&mut self, max_payload: usize) {
+        self.settings.max_payload = max_payload;
+    }
+
     /// Adds one routed point. Throttled subscriptions only remember it.
     #[inline]
     pub fn push(&mut self, m: Measurement, now: Instant) {
@@ -152,7 +184,7 @@ impl SubscriptionEncoder {
             self.remember(m, now);
             return;
         }
-        self.encode(m);
+        self.encode(m, now);
     }
 
     fn remember(&mut self, m: Measurement, now: Instant) {
@@ -173,7 +205,10 @@ impl SubscriptionEncoder {
         }
     }
 
-    fn encode(&mut self, m: Measurement) {
+    fn encode(&mut self, m: Measurement, now: Instant) {
+        if self.oldest.is_none() {
+            self.oldest = Some(now);
+        }
         if !self.sent_start_time {
             self.sent_start_time = true;
             frame::write_response(
@@ -187,8 +222,20 @@ impl SubscriptionEncoder {
             if let Some(base) = schedule.observe(ticks::value(m.timestamp)) {
                 self.close_packet();
                 self.base = Some(base);
-                self.compact.set_base_times(Some(base));
                 self.write_base_times(base);
+                if self.settings.datagrams {
+                    self.compact.set_base_times(None);
+                    self.pending_base = Some((base, now + BASE_TIME_GRACE));
+                } else {
+                    self.compact.set_base_times(Some(base));
+                }
+            }
+        }
+        if let Some((base, from)) = self.pending_base {
+            if now >= from {
+                self.close_packet();
+                self.pending_base = None;
+                self.compact.set_base_times(Some(base));
             }
         }
         if self.resend_base {
@@ -255,11 +302,23 @@ impl SubscriptionEncoder {
         }
     }
 
-    /// True when a flush at `now` would send something.
+    /// True when a flush at `now` would send something and is due: the buffer reached the
+    /// target size, or its oldest point has waited the flush deadline, or a throttled snapshot
+    /// is due — and never sooner than the processing interval allows.
     pub fn wants_flush(&self, now: Instant) -> bool {
         let due =
             now.saturating_duration_since(self.last_flush) >= self.settings.min_flush_interval;
-        due && (!self.buf.is_empty() || self.snapshot_due(now))
+        due && (self.buffer_due(now) || self.snapshot_due(now))
+    }
+
+    fn buffer_due(&self, now: Instant) -> bool {
+        if self.buf.is_empty() {
+            return false;
+        }
+        self.buf.len() >= self.settings.flush_bytes
+            || self
+                .oldest
+                .is_none_or(|t| now.saturating_duration_since(t) >= self.settings.flush_deadline)
     }
 
     fn snapshot_due(&self, now: Instant) -> bool {
@@ -268,8 +327,12 @@ impl SubscriptionEncoder {
 
     /// When this encoder next needs the worker's attention, if ever.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let flush =
-            (!self.buf.is_empty()).then(|| self.last_flush + self.settings.min_flush_interval);
+        let flush = (!self.buf.is_empty()).then(|| {
+            let deadline = self
+                .oldest
+                .map_or(self.last_flush, |t| t + self.settings.flush_deadline);
+            deadline.max(self.last_flush + self.settings.min_flush_interval)
+        });
         match (flush, self.next_snapshot) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -292,7 +355,7 @@ impl SubscriptionEncoder {
                     m.flags |= StateFlags::BAD_TIME;
                 }
             }
-            self.encode(m);
+            self.encode(m, now);
         }
         self.latest = latest;
     }
@@ -309,6 +372,7 @@ impl SubscriptionEncoder {
             return SinkStatus::Accepted;
         }
         self.last_flush = now;
+        self.oldest = None;
         let bytes = std::mem::replace(
             &mut self.buf,
             Vec::with_capacity(self.settings.max_payload + 64),

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 use sttp_dataplane::encoder::{EncoderSettings, Format};
 use sttp_dataplane::sink::VecSink;
-use sttp_dataplane::{Engine, EngineConfig, SourcePoint, SubscriptionSpec};
+use sttp_dataplane::{Delivery, Engine, EngineConfig, SourcePoint, SubscriptionSpec};
 use sttp_wire::compact::{self, BaseTimes, CompactOptions};
 use sttp_wire::packet::DataPacketHeader;
 use sttp_wire::{tssc, Measurement};
@@ -83,6 +83,7 @@ fn run(format: Format, frames: usize, signals: u32) {
     let engine = Engine::start(EngineConfig {
         workers: 2,
         queue_depth: 64,
+        ..EngineConfig::default()
     })
     .unwrap();
     let sink = VecSink::default();
@@ -102,6 +103,7 @@ fn run(format: Format, frames: usize, signals: u32) {
             format,
             ..EncoderSettings::default()
         },
+        Delivery::Tcp,
     );
     std::thread::sleep(Duration::from_millis(50));
     let t0 = 638_000_000_000_000_000i64;
@@ -186,6 +188,7 @@ fn full_sink_drops_count_and_restart_the_tssc_stream() {
         (0..100).map(|s| (s, s as i32)).collect(),
         0,
         EncoderSettings::default(),
+        Delivery::Tcp,
     );
     std::thread::sleep(Duration::from_millis(50));
     for f in 0..2000i64 {
@@ -230,6 +233,7 @@ fn nan_filter_and_time_reasonability() {
             nan_filter: true,
             ..EncoderSettings::default()
         },
+        Delivery::Tcp,
     );
     std::thread::sleep(Duration::from_millis(50));
     let t = 638_000_000_000_000_000i64;
@@ -265,6 +269,7 @@ fn nan_filter_and_time_reasonability() {
             throttle: Some(throttle),
             ..EncoderSettings::default()
         },
+        Delivery::Tcp,
     );
     std::thread::sleep(Duration::from_millis(50));
     engine.source().publish(&[
@@ -290,4 +295,127 @@ fn nan_filter_and_time_reasonability() {
         (2.0, 0),
         "latest value wins"
     );
+}
+
+/// A sealer that prefixes a marker and flips every bit, so the test can tell sealed datagrams
+/// apart and undo them.
+struct Flip;
+
+impl sttp_dataplane::Sealer for Flip {
+    fn seal(&mut self, body: &[u8], out: &mut Vec<u8>) -> bool {
+        out.push(0xA5);
+        out.extend(body.iter().map(|b| !b));
+        true
+    }
+    fn overhead(&self) -> usize {
+        1
+    }
+    fn describe(&self) -> String {
+        "flip".into()
+    }
+}
+
+/// Compact points over UDP: every datagram is one bare DataPacket response within the MTU,
+/// DataStartTime goes to the TCP sink, and every point arrives (loopback, paced bursts).
+fn run_udp(choice: sttp_dataplane::io::BackendChoice, sealed: bool) {
+    let engine = Engine::start(EngineConfig {
+        workers: 1,
+        backend: sttp_dataplane::io::BackendOptions {
+            choice,
+            ..Default::default()
+        },
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    rx.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let dest = rx.local_addr().unwrap();
+    let tcp = VecSink::default();
+    let sub = engine.add_subscription(SubscriptionSpec {
+        sink: Box::new(tcp.clone()),
+    });
+    if sealed {
+        sub.set_sealer(Some(Box::new(Flip)));
+    }
+    let signals = 50u32;
+    let routes: Vec<(u32, i32)> = (0..signals).map(|s| (s, s as i32)).collect();
+    sub.activate(
+        routes,
+        0,
+        EncoderSettings {
+            format: Format::Tssc, // a UDP delivery must fall back to compact
+            use_base_time_offsets: false,
+            ..EncoderSettings::default()
+        },
+        Delivery::Udp { dest },
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    let t0 = 638_000_000_000_000_000i64;
+    let frames = 200usize;
+    let receiver = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut sizes = Vec::new();
+        let mut buf = vec![0u8; 65_536];
+        while let Ok(n) = rx.recv(&mut buf) {
+            let mut d = buf[..n].to_vec();
+            sizes.push(n);
+            if sealed {
+                assert_eq!(d[0], 0xA5);
+                d = d[1..].iter().map(|b| !b).collect();
+            }
+            assert_eq!(d[0], 0x82, "only data packets travel over UDP");
+            let payload = &d[6..];
+            let (header, body) = DataPacketHeader::decode(payload).unwrap();
+            assert!(!header.is_tssc());
+            let opts = CompactOptions {
+                include_time: true,
+                millisecond_resolution: false,
+            };
+            compact::decode(body, header.count as usize, opts, None, &mut got).unwrap();
+        }
+        (got, sizes)
+    });
+    for f in 0..frames {
+        let batch: Vec<SourcePoint> = (0..signals)
+            .map(|s| point(s, t0 + f as i64 * 333_333, s as f32 + f as f32))
+            .collect();
+        assert_eq!(engine.source().publish(&batch), 0);
+        if f % 20 == 19 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let (got, sizes) = receiver.join().unwrap();
+    assert_eq!(got.len(), frames * signals as usize);
+    for (i, m) in got.iter().enumerate() {
+        let (f, s) = (i / signals as usize, (i % signals as usize) as i32);
+        assert_eq!(m.runtime_id, s);
+        assert_eq!(m.timestamp, t0 + f as i64 * 333_333);
+        assert_eq!(m.value, s as f32 + f as f32);
+    }
+    assert!(sizes.iter().all(|&n| n + 28 <= 1500), "{sizes:?}");
+    let stats = sub.stats().snapshot();
+    assert_eq!(stats.points, (frames * signals as usize) as u64);
+    assert_eq!(stats.datagrams, sizes.len() as u64);
+    let workers = engine.worker_stats();
+    assert_eq!(workers[0].datagrams_sent, sizes.len() as u64);
+    assert!(workers[0].backend.is_some());
+    // DataStartTime went over TCP, not UDP.
+    let tcp_bytes = tcp.frames.lock().unwrap().clone();
+    assert_eq!(tcp_bytes.get(4), Some(&0x86));
+}
+
+#[test]
+fn udp_delivery_with_sendmmsg() {
+    run_udp(sttp_dataplane::io::BackendChoice::Sendmmsg, false);
+}
+
+#[test]
+fn udp_delivery_with_io_uring_and_a_sealer() {
+    run_udp(sttp_dataplane::io::BackendChoice::IoUring, true);
+}
+
+#[test]
+fn udp_delivery_sealed_with_sendmmsg() {
+    run_udp(sttp_dataplane::io::BackendChoice::Sendmmsg, true);
 }
