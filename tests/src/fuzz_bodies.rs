@@ -999,3 +999,121 @@ pub fn subscriber_session(data: &[u8]) {
     }
     let _ = session.stats();
 }
+
+// ------------------------------------------------------------------------------------------
+// aead_open
+
+/// Keys of the `aead_open` target: the keyring holds epochs 1 and 2 (seeds are sealed with
+/// them), epoch 3's key is never installed.
+pub const AEAD_KEYS: [[u8; 32]; 3] = [[0x11; 32], [0x22; 32], [0x33; 32]];
+
+/// Key sets of the legacy CBC decryptor run on the same datagrams.
+fn fuzz_legacy_keys() -> sttp_wire::legacy_cbc::LegacyKeys {
+    use sttp_wire::legacy_cbc::{CipherKeySet, LegacyKeys};
+    LegacyKeys {
+        even: CipherKeySet {
+            key: [0x44; 32],
+            iv: [0x55; 16],
+        },
+        odd: CipherKeySet {
+            key: [0x66; 32],
+            iv: [0x77; 16],
+        },
+        index: 0,
+    }
+}
+
+/// The UDP datagram parser before decryption (test-plan T11): authenticated datagrams
+/// (wire.md §11 extension) through a [`sttp_wire::aead::Keyring`], and the legacy CBC decryptor
+/// (wire.md §8). Input: a selector byte (low nibble: grace period in 10 ms; high nibble: ms per
+/// step), then [`Chunks`]. A chunk whose first byte is odd is a plaintext that is sealed under
+/// the newest authenticated epoch and must open to itself; otherwise the rest of the chunk is
+/// opened as a received datagram. Properties: an opened datagram is exactly OVERHEAD bytes
+/// longer than its plaintext and under an installed epoch; the counters add up.
+pub fn aead_open(data: &[u8]) {
+    use sttp_wire::aead::{Keyring, SealingKey, OVERHEAD};
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    let mut ring = Keyring::with_grace(u64::from(sel & 0x0F) * 10);
+    ring.install(1, &AEAD_KEYS[0], 0)
+        .unwrap_or_else(|e| panic!("install epoch 1: {e}"));
+    ring.install(2, &AEAD_KEYS[1], 0)
+        .unwrap_or_else(|e| panic!("install epoch 2: {e}"));
+    // Sequences far above anything a seed uses, so own datagrams never collide with them.
+    let mut sealers = [
+        SealingKey::starting_at(1, &AEAD_KEYS[0], 1 << 40),
+        SealingKey::starting_at(2, &AEAD_KEYS[1], 1 << 40),
+    ];
+    let legacy = fuzz_legacy_keys();
+    let mut now = 0u64;
+    let mut attempts = 0u64;
+    let mut sealed = Vec::new();
+    for chunk in (Chunks { data: rest }) {
+        now += u64::from(sel >> 4);
+        let Some((&mode, body)) = chunk.split_first() else {
+            continue;
+        };
+        attempts += 1;
+        if mode & 1 == 1 {
+            let epoch = ring.newest_authenticated().unwrap_or(1);
+            let sealer = &mut sealers[usize::from(epoch == 2)];
+            sealed.clear();
+            sealer
+                .seal_into(body, &mut sealed)
+                .unwrap_or_else(|e| panic!("seal: {e}"));
+            assert_eq!(sealed.len(), body.len() + OVERHEAD);
+            match ring.open(&sealed, now) {
+                Ok(o) => assert_eq!((o.plaintext, o.epoch), (body, epoch)),
+                Err(e) => panic!("own datagram under epoch {epoch} refused: {e}"),
+            }
+        } else {
+            if let Ok(o) = ring.open(body, now) {
+                assert_eq!(o.plaintext.len() + OVERHEAD, body.len());
+                assert!(
+                    o.epoch == 1 || o.epoch == 2,
+                    "opened under epoch {}",
+                    o.epoch
+                );
+            }
+            let _ = sttp_wire::legacy_cbc::decrypt_data_packet(body, &legacy);
+            let _ = sttp_wire::legacy_cbc::decrypt_buffer_block(body, &legacy);
+        }
+    }
+    let s = ring.stats();
+    assert_eq!(s.opened + s.rejected(), attempts);
+}
+
+// ------------------------------------------------------------------------------------------
+// ext_message
+
+/// Extension messages (wire.md §11) as either side reads them. Input: a selector byte choosing
+/// the code (0xD5, 0xE5, or the byte itself), then the user command/response payload.
+/// Property: what decodes re-encodes to a payload that decodes the same, byte-identical except
+/// for Capabilities lists with cipher ids this side does not know. The payload is also read as
+/// a connection string for the `sttpExt` helper.
+pub fn ext_message(data: &[u8]) {
+    use sttp_proto::ext::{requested_udp_cipher, ExtMessage, USER_COMMAND, USER_RESPONSE};
+    let Some((&sel, payload)) = data.split_first() else {
+        return;
+    };
+    let code = match sel % 3 {
+        0 => USER_COMMAND,
+        1 => USER_RESPONSE,
+        _ => sel,
+    };
+    if let Ok(Some(m)) = ExtMessage::decode(code, payload) {
+        let again = m.encode();
+        assert_eq!(ExtMessage::decode(code, &again), Ok(Some(m.clone())));
+        assert!(
+            again == payload || matches!(m, ExtMessage::Capabilities { .. }),
+            "{m:?} did not re-encode to its own bytes"
+        );
+        assert!(m.allowed_in(code));
+    }
+    if let Ok(text) = std::str::from_utf8(payload) {
+        if let Ok(cs) = ConnectionString::parse(text) {
+            let _ = requested_udp_cipher(&cs);
+        }
+    }
+}

@@ -3,6 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod fuzz_bodies;
+pub mod netns;
+pub mod udp_proxy;
+pub mod window;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -39,6 +39,8 @@ fn body(name: &str) -> Option<fn(&[u8])> {
         "data_packet" => bodies::data_packet,
         "publisher_session" => bodies::publisher_session,
         "subscriber_session" => bodies::subscriber_session,
+        "aead_open" => bodies::aead_open,
+        "ext_message" => bodies::ext_message,
         _ => return None,
     })
 }
@@ -700,6 +702,8 @@ fn generate_seed_corpus() {
         ]),
     ));
 
+    aead_and_ext_seeds(&mut seeds);
+
     let root = fuzz_dir().join("corpus");
     for (target, name, data) in &seeds {
         assert!(body(target).is_some(), "seed for unknown target {target}");
@@ -710,4 +714,83 @@ fn generate_seed_corpus() {
         (body(target).unwrap())(data);
     }
     eprintln!("wrote {} seeds", seeds.len());
+}
+
+/// Seeds of `aead_open` (selector + chunks of `mode byte ‖ datagram or plaintext`) and
+/// `ext_message` (selector + payload).
+fn aead_and_ext_seeds(seeds: &mut Vec<(&'static str, String, Vec<u8>)>) {
+    use sttp_proto::ext::{ExtMessage, UdpCipher};
+    use sttp_wire::aead::SealingKey;
+    let body = response_body(
+        rsp::DATA_PACKET,
+        0x02,
+        &hex("020000000100000000014270000008df47b9742f6780"),
+    );
+    let seal = |key: &mut SealingKey, p: &[u8]| {
+        let mut d = vec![0u8]; // mode byte: open as received
+        key.seal_into(p, &mut d).unwrap();
+        d
+    };
+    let mut e1 = SealingKey::new(1, &bodies::AEAD_KEYS[0]);
+    let mut e2 = SealingKey::new(2, &bodies::AEAD_KEYS[1]);
+    let mut e3 = SealingKey::new(3, &bodies::AEAD_KEYS[2]);
+    let d1: Vec<Vec<u8>> = (0..3).map(|_| seal(&mut e1, &body)).collect();
+    let d2 = seal(&mut e2, &body);
+    let d3 = seal(&mut e3, &body);
+    let mut own = vec![1u8];
+    own.extend_from_slice(&body);
+    seeds.push((
+        "aead_open",
+        "rotation-replay-reorder".to_string(),
+        cat(&[
+            &[0x15],
+            &chunks_input(&[
+                d1[0].clone(),
+                d1[2].clone(),
+                d1[1].clone(),
+                d1[1].clone(),
+                d2.clone(),
+                d1[0].clone(),
+                own.clone(),
+                d3,
+            ]),
+        ]),
+    ));
+    let mut flipped = d2.clone();
+    flipped[20] ^= 0x40;
+    seeds.push((
+        "aead_open",
+        "tamper-truncate-legacy".to_string(),
+        cat(&[
+            &[0x00],
+            &chunks_input(&[flipped, d2[..30].to_vec(), cat(&[&[0], &body]), own, d2]),
+        ]),
+    ));
+
+    let messages = [
+        (0u8, "key-confirm", ExtMessage::KeyConfirm { epoch: 7 }),
+        (
+            1,
+            "key-announce",
+            ExtMessage::KeyAnnounce {
+                epoch: 8,
+                key: [0x5A; 32],
+            },
+        ),
+        (
+            0,
+            "capabilities",
+            ExtMessage::Capabilities {
+                udp_ciphers: vec![UdpCipher::Aes256Gcm],
+            },
+        ),
+    ];
+    for (sel, name, m) in messages {
+        seeds.push(("ext_message", name.to_string(), cat(&[&[sel], &m.encode()])));
+    }
+    seeds.push((
+        "ext_message",
+        "connection-string".to_string(),
+        cat(&[&[2], b"sttpExt={udpCipher=aes-256-gcm;priority={x=1}}"]),
+    ));
 }

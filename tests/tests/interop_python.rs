@@ -101,14 +101,23 @@ fn temp(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-async fn python_subscriber_receives_every_point(compact: bool) {
+/// How the Python subscriber receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Tssc,
+    Compact,
+    /// Compact datagrams on a UDP data channel (`Settings(udpport=N)`, wire.md §8).
+    Udp,
+}
+
+async fn python_subscriber_receives_every_point(mode: Mode) {
     let Some(py) = python() else { return };
     let mut tp = TestPublisher::start(SIGNALS).await;
     tp.stream(Duration::from_millis(10), 0);
-    let out = temp(if compact {
-        "sub-compact.jsonl"
-    } else {
-        "sub-tssc.jsonl"
+    let out = temp(match mode {
+        Mode::Tssc => "sub-tssc.jsonl",
+        Mode::Compact => "sub-compact.jsonl",
+        Mode::Udp => "sub-udp.jsonl",
     });
     let mut args = vec![
         "--host".into(),
@@ -120,8 +129,17 @@ async fn python_subscriber_receives_every_point(compact: bool) {
         "--out".into(),
         out.display().to_string(),
     ];
-    if compact {
-        args.push("--compact".into());
+    match mode {
+        Mode::Tssc => {}
+        Mode::Compact => args.push("--compact".into()),
+        Mode::Udp => {
+            let port = std::net::UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            args.extend(["--compact".into(), "--udp".into(), port.to_string()]);
+        }
     }
     let mut peer = Peer::spawn(&py, "sub_peer.py", &args);
     peer.wait_for("READY", Duration::from_secs(20), |l| l.trim() == "READY");
@@ -145,8 +163,8 @@ async fn python_subscriber_receives_every_point(compact: bool) {
         .max()
         .expect("points received");
     let end = ((last - sttp_tests::T0) / sttp_tests::FRAME_TICKS) as u64;
-    let frames = check_window(&tp, &received, end, None)
-        .unwrap_or_else(|e| panic!("compact={compact}: {e}"));
+    let frames =
+        check_window(&tp, &received, end, None).unwrap_or_else(|e| panic!("{mode:?}: {e}"));
     assert!(frames >= 100, "only {frames} frames checked");
     assert!(
         summary["metadata_signals"].as_u64().unwrap() >= SIGNALS as u64,
@@ -158,19 +176,29 @@ async fn python_subscriber_receives_every_point(compact: bool) {
         "{summary}"
     );
     eprintln!(
-        "python subscriber (compact={compact}): {} points over {frames} frames verified",
+        "python subscriber ({mode:?}): {} points over {frames} frames verified",
         received.len()
     );
+    if mode == Mode::Udp {
+        let workers = tp.publisher().worker_stats();
+        let sent: u64 = workers.iter().map(|w| w.datagrams_sent).sum();
+        assert!(sent > 0, "the data went over UDP");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_subscriber_receives_every_point_over_tssc() {
-    python_subscriber_receives_every_point(false).await;
+    python_subscriber_receives_every_point(Mode::Tssc).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_subscriber_receives_every_point_over_compact() {
-    python_subscriber_receives_every_point(true).await;
+    python_subscriber_receives_every_point(Mode::Compact).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_subscriber_receives_every_point_over_a_udp_data_channel() {
+    python_subscriber_receives_every_point(Mode::Udp).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

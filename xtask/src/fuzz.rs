@@ -1,10 +1,15 @@
 //! `cargo xtask fuzz`: runs every cargo-fuzz target in `tests/fuzz` for a time budget (test-plan T11).
 //!
-//! Targets are discovered from `tests/fuzz/fuzz_targets/*.rs`; each must also be a `[[bin]]` in
-//! `tests/fuzz/Cargo.toml` (what `cargo fuzz add` writes). libFuzzer writes new inputs to a scratch
+//! Targets are discovered automatically: every `[[bin]]` of `tests/fuzz/Cargo.toml` (what `cargo
+//! fuzz add` writes) and every `tests/fuzz/fuzz_targets/*.rs`; a file without a `[[bin]]` entry
+//! is reported as a failure rather than silently skipped. libFuzzer writes new inputs to a scratch
 //! corpus under `tests/fuzz/target/xtask/corpus/<target>` and only reads the committed seeds in
 //! `tests/fuzz/corpus/<target>`, so a run never dirties the tree; crashes land in
 //! `tests/fuzz/artifacts/<target>/`.
+//!
+//! Time: `STTP_FUZZ_BUDGET_SECONDS` (if set) caps the wall-clock fuzzing time of the whole run:
+//! each target then gets `min(seconds, budget × jobs / targets)`, so adding targets shortens
+//! each one's run instead of lengthening CI (test-plan T11: 60 s per target, two at a time).
 
 use crate::util::{display, output, run, secs};
 use anyhow::{bail, Context, Result};
@@ -28,6 +33,8 @@ pub struct FuzzOpts {
     pub targets: Vec<String>,
     pub jobs: usize,
     pub toolchain: String,
+    /// Wall-clock fuzzing time for all targets together (`STTP_FUZZ_BUDGET_SECONDS`).
+    pub budget: Option<u64>,
 }
 
 impl FuzzOpts {
@@ -40,6 +47,21 @@ impl FuzzOpts {
             targets: Vec::new(),
             jobs,
             toolchain: "nightly".to_string(),
+            budget: std::env::var("STTP_FUZZ_BUDGET_SECONDS")
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .filter(|b| *b > 0),
+        }
+    }
+
+    /// Seconds each of `targets` runs: `seconds`, shortened to fit the budget (at least 10).
+    fn per_target(&self, targets: usize, jobs: usize) -> u64 {
+        match self.budget {
+            Some(budget) if targets > 0 => {
+                let rounds = targets.div_ceil(jobs.max(1)) as u64;
+                self.seconds.min((budget / rounds).max(10))
+            }
+            _ => self.seconds,
         }
     }
 }
@@ -99,11 +121,20 @@ pub fn fuzz(root: &Path, opts: &FuzzOpts) -> Result<()> {
     eprintln!("    built in {}", secs(t.elapsed()));
 
     let jobs = opts.jobs.clamp(1, runnable.len().max(1));
+    let seconds = opts.per_target(runnable.len(), jobs);
     eprintln!(
-        "    fuzzing {} target(s) for {} s each, {jobs} at a time",
+        "    fuzzing {} target(s) for {seconds} s each, {jobs} at a time{}",
         runnable.len(),
-        opts.seconds
+        opts.budget
+            .map_or(String::new(), |b| format!(" (budget {b} s in all)"))
     );
+    let opts = &FuzzOpts {
+        seconds,
+        targets: Vec::new(),
+        jobs,
+        toolchain: opts.toolchain.clone(),
+        budget: opts.budget,
+    };
     let queue = Mutex::new(runnable.into_iter().collect::<VecDeque<_>>());
     let results = Mutex::new(Vec::new());
     thread::scope(|s| {
@@ -146,8 +177,21 @@ pub fn fuzz(root: &Path, opts: &FuzzOpts) -> Result<()> {
     Ok(())
 }
 
-/// Target names: the `*.rs` files in `fuzz_targets/`, sorted.
+/// Target names: the `[[bin]]` entries of the manifest and the `*.rs` files in `fuzz_targets/`,
+/// sorted, each once.
 fn discover(fuzz_dir: &Path) -> Result<Vec<String>> {
+    let mut names = registered_bins(fuzz_dir)?;
+    for file in target_files(fuzz_dir)? {
+        if !names.contains(&file) {
+            names.push(file);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// The `*.rs` files in `fuzz_targets/`, by stem.
+fn target_files(fuzz_dir: &Path) -> Result<Vec<String>> {
     let dir = fuzz_dir.join("fuzz_targets");
     let entries = fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
     let mut names = Vec::new();
@@ -403,4 +447,40 @@ fn table(results: &[FuzzResult]) {
 fn rel(root: &Path, path: &Path) -> String {
     path.strip_prefix(root)
         .map_or_else(|_| path.display().to_string(), |p| p.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_shortens_each_target_as_targets_are_added() {
+        let mut o = FuzzOpts::new(60);
+        o.budget = None;
+        assert_eq!(o.per_target(30, 2), 60);
+        o.budget = Some(420);
+        assert_eq!(o.per_target(14, 2), 60, "7 rounds of 60 s fit 420 s");
+        assert_eq!(o.per_target(20, 2), 42, "10 rounds share 420 s");
+        assert_eq!(o.per_target(15, 2), 52, "an odd count needs one more round");
+        assert_eq!(o.per_target(1000, 2), 10, "never below 10 s");
+    }
+
+    #[test]
+    fn targets_come_from_the_manifest_and_the_target_files() {
+        let root = std::env::temp_dir().join(format!("xtask-fuzz-{}", std::process::id()));
+        let targets = root.join("fuzz_targets");
+        fs::create_dir_all(&targets).unwrap();
+        fs::write(
+            root.join("Cargo.toml"),
+            "[package]\nname = \"x\"\n\n[[bin]]\nname = \"beta\"\npath = \"fuzz_targets/beta.rs\"\n\n[[bin]]\nname = \"alpha\"\n",
+        )
+        .unwrap();
+        fs::write(targets.join("beta.rs"), "").unwrap();
+        fs::write(targets.join("gamma.rs"), "").unwrap();
+        let found = discover(&root).unwrap();
+        let registered = registered_bins(&root).unwrap();
+        fs::remove_dir_all(&root).unwrap();
+        assert_eq!(found, ["alpha", "beta", "gamma"]);
+        assert_eq!(registered, ["beta", "alpha"]);
+    }
 }

@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: project orchestration (plain std + anyhow). See `USAGE`.
 
 mod fuzz;
+mod perf;
 mod python;
 mod util;
 
@@ -25,7 +26,11 @@ commands:
               --jobs J             targets run in parallel (default: number of CPUs)
               --toolchain T        toolchain for cargo-fuzz (default nightly)
   interop   only the interop tests against the Python peer (tests/tests/interop_python.rs)
-  perf      the end-to-end perf harness (placeholder)
+  perf      the end-to-end fan-out scenarios (perf/README.md): writes <target>/perf/summary.json
+            and summary.svg and prints a table
+              --quick              a subset, under 5 minutes
+              --duration SECS      measurement window per run (default 10, quick 5)
+              --scenario NAME      only this scenario (repeatable)
 
 Tests get STTP_PYTHON (venv python with sttpapi), STTP_BIN (target/release/sttp) and
 STTP_REPO (repository root) in their environment.";
@@ -91,9 +96,19 @@ fn dispatch(args: &[String]) -> Result<()> {
             interop()
         }
         "perf" => {
+            let mut opts = perf::PerfOpts {
+                quick: flags.switch("--quick"),
+                duration: match flags.value("--duration")? {
+                    Some(v) => Some(parse_secs("--duration", &v)?),
+                    None => None,
+                },
+                only: Vec::new(),
+            };
+            while let Some(name) = flags.value("--scenario")? {
+                opts.only.push(name);
+            }
             flags.finish()?;
-            println!("perf harness: see issue 3");
-            Ok(())
+            perf::perf(&opts)
         }
         "help" | "--help" | "-h" => {
             println!("{USAGE}");

@@ -2,11 +2,12 @@
 //! subscription filters run against (wire.md §7), and the signal registry that gives every
 //! published signal a dense global index for the data plane's routing tables.
 
+use crate::acl::SignalSet;
 use crate::filter::{self, EvalContext, FilterError};
 use crate::gzip;
 use crate::metadata::{self, DataSet, DataTable};
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use uuid::Uuid;
 
 /// One signal of the registry.
@@ -33,7 +34,25 @@ pub struct Catalog {
     active: DataSet,
     signals: Vec<SignalInfo>,
     by_guid: HashMap<Uuid, u32>,
+    /// Set in the access-controlled views made by [`Catalog::restricted`].
+    restriction: Option<Restriction>,
     xml: OnceLock<(String, Vec<u8>)>,
+}
+
+/// A restricted view's full catalog (the registry lives there) and what the view may show.
+#[derive(Debug)]
+struct Restriction {
+    base: Arc<Catalog>,
+    allowed: SignalSet,
+}
+
+/// What a subscription filter selected, split by access control.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Selection {
+    /// Allowed global signal indices, in filter-result order.
+    pub allowed: Vec<u32>,
+    /// Selected but refused by access control (empty for an unrestricted catalog).
+    pub refused: Vec<u32>,
 }
 
 impl Catalog {
@@ -77,8 +96,39 @@ impl Catalog {
             active: active_set,
             signals,
             by_guid,
+            restriction: None,
             xml: OnceLock::new(),
         }
+    }
+
+    /// A view of this catalog showing only the `allowed` signals (access control, see
+    /// [`crate::acl`]): metadata rows, ActiveMeasurements rows, registry lookups and filter
+    /// selections of other signals disappear, while global signal indices stay those of the full
+    /// catalog. Restricting a view again intersects the sets.
+    pub fn restricted(self: &Arc<Self>, allowed: &SignalSet) -> Catalog {
+        let (base, allowed) = match &self.restriction {
+            Some(r) => {
+                let mut a = allowed.clone();
+                a.intersect_with(&r.allowed);
+                (r.base.clone(), a)
+            }
+            None => (self.clone(), allowed.clone()),
+        };
+        let (metadata, active) = crate::acl::view::restrict(&base, &allowed);
+        Self {
+            node_id: base.node_id,
+            metadata,
+            active,
+            signals: Vec::new(),
+            by_guid: HashMap::new(),
+            restriction: Some(Restriction { base, allowed }),
+            xml: OnceLock::new(),
+        }
+    }
+
+    /// The allowed signals of a restricted view; `None` for a full catalog.
+    pub fn allowed(&self) -> Option<&SignalSet> {
+        self.restriction.as_ref().map(|r| &r.allowed)
     }
 
     /// The publisher's node ID.
@@ -100,19 +150,34 @@ impl Catalog {
             .unwrap_or_else(|| EMPTY.get_or_init(DataTable::default))
     }
 
-    /// Every registered signal; the position is the global signal index.
+    /// Every registered signal; the position is the global signal index. A restricted view
+    /// returns the full registry (it defines the index space); use [`Catalog::signal`] or
+    /// [`Catalog::allowed`] for what the view shows.
     pub fn signals(&self) -> &[SignalInfo] {
-        &self.signals
+        match &self.restriction {
+            Some(r) => r.base.signals(),
+            None => &self.signals,
+        }
     }
 
-    /// Global index of a signal.
+    /// Global index of a signal (`None` for a signal a restricted view hides).
     pub fn signal_index(&self, signal_id: &Uuid) -> Option<u32> {
-        self.by_guid.get(signal_id).copied()
+        match &self.restriction {
+            Some(r) => r
+                .base
+                .signal_index(signal_id)
+                .filter(|i| r.allowed.contains(*i)),
+            None => self.by_guid.get(signal_id).copied(),
+        }
     }
 
-    /// A signal by global index.
+    /// A signal by global index (`None` for a signal a restricted view hides).
     pub fn signal(&self, index: u32) -> Option<&SignalInfo> {
-        self.signals.get(index as usize)
+        match &self.restriction {
+            Some(r) if !r.allowed.contains(index) => None,
+            Some(r) => r.base.signal(index),
+            None => self.signals.get(index as usize),
+        }
     }
 
     /// Global indices of the signals a subscription filter selects, in filter-result order
@@ -122,9 +187,29 @@ impl Catalog {
         filter_text: &str,
         ctx: &EvalContext,
     ) -> Result<Vec<u32>, FilterError> {
+        Ok(self.select_signals_split(filter_text, ctx)?.allowed)
+    }
+
+    /// Like [`Catalog::select_signals`], also returning what access control refused. A restricted
+    /// view evaluates the filter against the full ActiveMeasurements (as gsfapi does, so `TOP n`
+    /// counts refused rows too) and splits the result: the subscriber gets exactly
+    /// allowed ∩ requested, and learns how many requested points were refused.
+    pub fn select_signals_split(
+        &self,
+        filter_text: &str,
+        ctx: &EvalContext,
+    ) -> Result<Selection, FilterError> {
+        if let Some(r) = &self.restriction {
+            let (allowed, refused) = r
+                .base
+                .select_signals(filter_text, ctx)?
+                .into_iter()
+                .partition(|i| r.allowed.contains(*i));
+            return Ok(Selection { allowed, refused });
+        }
         if filter_text.trim().is_empty() {
             // cppapi: an empty filter matches nothing.
-            return Ok(Vec::new());
+            return Ok(Selection::default());
         }
         let expr = filter::parse(filter_text)?;
         let active = self.active_measurements();
@@ -135,12 +220,15 @@ impl Catalog {
             .collect();
         let sid = active.column_index("SignalID");
         let mut seen = std::collections::HashSet::with_capacity(rows.len());
-        Ok(rows
-            .into_iter()
-            .filter_map(|row| sid.and_then(|c| active.value(row, c).as_guid()))
-            .filter_map(|g| self.signal_index(&g))
-            .filter(|i| seen.insert(*i))
-            .collect())
+        Ok(Selection {
+            allowed: rows
+                .into_iter()
+                .filter_map(|row| sid.and_then(|c| active.value(row, c).as_guid()))
+                .filter_map(|g| self.signal_index(&g))
+                .filter(|i| seen.insert(*i))
+                .collect(),
+            refused: Vec::new(),
+        })
     }
 
     /// The whole metadata as XML, and gzipped; built once.

@@ -15,11 +15,13 @@
     )
 )]
 
+pub mod acl;
 pub mod catalog;
 pub mod command;
 pub mod connstr;
 pub mod encoding;
 pub mod error;
+pub mod ext;
 pub mod filter;
 pub mod framing;
 pub mod gzip;

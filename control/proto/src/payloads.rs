@@ -167,6 +167,50 @@ impl CipherKeys {
         }
         out
     }
+
+    /// The announcement of the data-plane key sets (`sttp_wire::legacy_cbc`).
+    pub fn from_legacy(keys: &sttp_wire::legacy_cbc::LegacyKeys) -> Self {
+        let set = |s: &sttp_wire::legacy_cbc::CipherKeySet| KeyIv {
+            key: s.key.to_vec(),
+            iv: s.iv.to_vec(),
+        };
+        Self {
+            cipher_index: keys.index,
+            sets: [set(&keys.even), set(&keys.odd)],
+        }
+    }
+
+    /// The data-plane key sets; every key must be 32 bytes and every IV 16 (AES-256-CBC).
+    pub fn to_legacy(&self) -> Result<sttp_wire::legacy_cbc::LegacyKeys, ProtoError> {
+        let set = |s: &KeyIv, key_what, iv_what| {
+            Ok::<_, ProtoError>(sttp_wire::legacy_cbc::CipherKeySet {
+                key: s
+                    .key
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| sttp_wire::cursor::DecodeError::invalid(key_what, 0))?,
+                iv: s
+                    .iv
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| sttp_wire::cursor::DecodeError::invalid(iv_what, 0))?,
+            })
+        };
+        let [even, odd] = &self.sets;
+        Ok(sttp_wire::legacy_cbc::LegacyKeys {
+            even: set(
+                even,
+                "even cipher key length (need 32)",
+                "even cipher IV length (need 16)",
+            )?,
+            odd: set(
+                odd,
+                "odd cipher key length (need 32)",
+                "odd cipher IV length (need 16)",
+            )?,
+            index: self.cipher_index & 1,
+        })
+    }
 }
 
 #[cfg(test)]

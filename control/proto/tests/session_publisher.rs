@@ -489,9 +489,17 @@ fn a_udp_data_channel_is_accepted_in_compact_and_keys_rotate_only_when_in_use() 
     assert!(message.contains("TSSC is not used"), "{message}");
 
     // Without keys in use the rotation request is refused; with keys it reaches the runtime.
-    s.handle_frame(&frame(&Command::RotateCipherKeys, StringEncoding::Utf8), &c, NOW);
+    s.handle_frame(
+        &frame(&Command::RotateCipherKeys, StringEncoding::Utf8),
+        &c,
+        NOW,
+    );
     assert_eq!(outputs(&mut s, 2), vec![Out::Resp(0x81, 0x04)]);
     s.set_cipher_keys_in_use(true);
-    s.handle_frame(&frame(&Command::RotateCipherKeys, StringEncoding::Utf8), &c, NOW);
+    s.handle_frame(
+        &frame(&Command::RotateCipherKeys, StringEncoding::Utf8),
+        &c,
+        NOW,
+    );
     assert_eq!(outputs(&mut s, 2), vec![Out::Rotate, Out::Resp(0x80, 0x04)]);
 }

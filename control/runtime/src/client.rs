@@ -4,6 +4,7 @@
 //! Measurements arrive in batches (one per data packet) through an async `Stream` of
 //! [`ClientEvent`]s or through a callback ([`Subscriber::run`]).
 
+use crate::client_udp::{ClientCounters, UdpReceiver};
 use crate::metadata_cache::MetadataCache;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
@@ -15,11 +16,12 @@ use sttp_proto::session::subscriber::{SubscriberOutput, SubscriberStats};
 use sttp_proto::session::{
     ReceivedMeasurement, SubscriberEvent, SubscriberSession, SubscriberSessionConfig,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+pub use crate::client_udp::{ClientStats, UdpChannel, UdpCipherChoice};
 
 /// Largest response frame accepted (metadata of a large system is megabytes).
 pub const MAX_RESPONSE_FRAME: usize = 256 * 1024 * 1024;
@@ -63,6 +65,10 @@ pub struct SubscriberConfig {
     pub connect_timeout: Duration,
     /// Events buffered before the client stops reading (TCP then pushes back on the publisher).
     pub event_queue: usize,
+    /// Receive data over UDP (`dataChannel`), compact format, authenticated by default.
+    pub udp: Option<UdpChannel>,
+    /// Mutual TLS on the command channel ([`crate::tls`]); None = plain TCP.
+    pub tls: Option<crate::tls::TlsClientSettings>,
 }
 
 impl SubscriberConfig {
@@ -75,6 +81,8 @@ impl SubscriberConfig {
             data_loss_timeout: Some(Duration::from_secs(30)),
             connect_timeout: Duration::from_secs(5),
             event_queue: 1024,
+            udp: None,
+            tls: None,
         }
     }
 }
@@ -110,6 +118,7 @@ enum ClientCommand {
     Unsubscribe,
     RequestMetadata(String),
     UserCommand(u8, Vec<u8>),
+    RotateCipherKeys,
     Stop,
 }
 
@@ -119,6 +128,7 @@ pub struct Subscriber {
     commands: mpsc::UnboundedSender<ClientCommand>,
     events: mpsc::Receiver<ClientEvent>,
     metadata: Arc<RwLock<Option<Arc<MetadataCache>>>>,
+    counters: Arc<ClientCounters>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -128,11 +138,19 @@ impl Subscriber {
         let (commands, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, events) = mpsc::channel(config.event_queue.max(1));
         let metadata = Arc::new(RwLock::new(None));
-        let task = tokio::spawn(client_task(config, cmd_rx, ev_tx, metadata.clone()));
+        let counters = Arc::new(ClientCounters::default());
+        let task = tokio::spawn(client_task(
+            config,
+            cmd_rx,
+            ev_tx,
+            metadata.clone(),
+            counters.clone(),
+        ));
         Self {
             commands,
             events,
             metadata,
+            counters,
             task: Some(task),
         }
     }
@@ -153,6 +171,11 @@ impl Subscriber {
     /// The next event; None once the client has stopped.
     pub async fn next_event(&mut self) -> Option<ClientEvent> {
         self.events.recv().await
+    }
+
+    /// The client's counters (points, datagrams, refused datagrams, keys).
+    pub fn stats(&self) -> ClientStats {
+        self.counters.snapshot()
     }
 
     /// The latest metadata.
@@ -185,6 +208,11 @@ impl Subscriber {
     /// Sends a user command (0xD0–0xDF).
     pub fn send_user_command(&self, code: u8, data: Vec<u8>) {
         let _ = self.commands.send(ClientCommand::UserCommand(code, data));
+    }
+
+    /// Asks the publisher for new data-channel keys (RotateCipherKeys).
+    pub fn rotate_cipher_keys(&self) {
+        let _ = self.commands.send(ClientCommand::RotateCipherKeys);
     }
 
     /// Stops the client and waits for it.
@@ -223,6 +251,7 @@ struct ClientState {
     commands: mpsc::UnboundedReceiver<ClientCommand>,
     events: mpsc::Sender<ClientEvent>,
     metadata: Arc<RwLock<Option<Arc<MetadataCache>>>>,
+    counters: Arc<ClientCounters>,
     want_subscribed: bool,
 }
 
@@ -237,6 +266,7 @@ async fn client_task(
     commands: mpsc::UnboundedReceiver<ClientCommand>,
     events: mpsc::Sender<ClientEvent>,
     metadata: Arc<RwLock<Option<Arc<MetadataCache>>>>,
+    counters: Arc<ClientCounters>,
 ) {
     let mut st = ClientState {
         want_subscribed: config.session.auto_subscribe,
@@ -244,6 +274,7 @@ async fn client_task(
         commands,
         events,
         metadata,
+        counters,
     };
     let mut failures: u32 = 0;
     let mut delay = st.config.reconnect.initial;
@@ -259,9 +290,10 @@ async fn client_task(
             return;
         }
         let connected =
-            tokio::time::timeout(st.config.connect_timeout, TcpStream::connect(&address)).await;
+            crate::tls::client::open(&address, st.config.connect_timeout, st.config.tls.as_ref())
+                .await;
         let end = match connected {
-            Ok(Ok(stream)) => {
+            Ok(stream) => {
                 failures = 0;
                 delay = st.config.reconnect.initial;
                 if !st
@@ -274,8 +306,7 @@ async fn client_task(
                 }
                 run_connection(stream, &mut st).await
             }
-            Ok(Err(e)) => End::Lost(format!("connect to {address} failed: {e}")),
-            Err(_) => End::Lost(format!("connect to {address} timed out")),
+            Err(why) => End::Lost(why),
         };
         let reason = match end {
             End::Stop(reason) => {
@@ -335,11 +366,34 @@ async fn client_task(
     }
 }
 
-async fn run_connection(stream: TcpStream, st: &mut ClientState) -> End {
-    let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
+async fn run_connection<S>(stream: S, st: &mut ClientState) -> End
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let mut session_config = st.config.session.clone();
     session_config.auto_subscribe = st.want_subscribed;
+    let mut udp = match &st.config.udp {
+        Some(channel) => {
+            // The data channel is set up before the session starts: the subscribe request
+            // names the port and turns TSSC off (wire.md §8).
+            session_config.tssc = false;
+            session_config.settings.data_channel = Some(sttp_proto::connstr::DataChannel {
+                local_port: channel.port,
+            });
+            if channel.cipher == UdpCipherChoice::AesGcm {
+                sttp_proto::ext::request_udp_cipher(
+                    &mut session_config.settings.extra,
+                    sttp_proto::ext::UdpCipher::Aes256Gcm,
+                );
+            }
+            match UdpReceiver::bind(channel, st.counters.clone()).await {
+                Ok(r) => Some(r),
+                Err(e) => return End::Stop(e.to_string()),
+            }
+        }
+        None => None,
+    };
     let mut session = SubscriberSession::new(session_config);
     session.start();
     let mut framer = FrameDecoder::new(MAX_RESPONSE_FRAME);
@@ -347,11 +401,32 @@ async fn run_connection(stream: TcpStream, st: &mut ClientState) -> End {
     let mut last_data = Instant::now();
     let mut watchdog = tokio::time::interval(Duration::from_millis(500));
     let mut subscribed = false;
+    let mut seen_dropped = 0;
     loop {
-        if let Some(end) = drain(&mut session, &mut wr, st, &mut last_data, &mut subscribed).await {
+        let dropped = session.stats().dropped_packets;
+        st.counters.decode_errors.fetch_add(
+            dropped.saturating_sub(seen_dropped),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        seen_dropped = dropped;
+        if let Some(end) = drain(
+            &mut session,
+            &mut wr,
+            st,
+            udp.as_mut(),
+            &mut last_data,
+            &mut subscribed,
+        )
+        .await
+        {
             return end;
         }
         tokio::select! {
+            datagram = recv_datagram(udp.as_mut()) => match (datagram, udp.as_mut()) {
+                (Ok(n), Some(receiver)) => receiver.deliver(n, &mut session),
+                (Err(e), _) => return End::Lost(format!("UDP data channel receive failed: {e}")),
+                (Ok(_), None) => {}
+            },
             read = rd.read(&mut buf) => {
                 let n = match read {
                     Ok(0) => return End::Lost("publisher closed the connection".into()),
@@ -385,6 +460,7 @@ async fn run_connection(stream: TcpStream, st: &mut ClientState) -> End {
                 }
                 Some(ClientCommand::RequestMetadata(f)) => session.request_metadata(&f),
                 Some(ClientCommand::UserCommand(code, data)) => session.send_user_command(code, data),
+                Some(ClientCommand::RotateCipherKeys) => session.rotate_cipher_keys(),
             },
             _ = watchdog.tick() => {
                 if let Some(limit) = st.config.data_loss_timeout {
@@ -400,11 +476,20 @@ async fn run_connection(stream: TcpStream, st: &mut ClientState) -> End {
     }
 }
 
+/// The next datagram's length, or never when there is no UDP data channel.
+async fn recv_datagram(udp: Option<&mut UdpReceiver>) -> std::io::Result<usize> {
+    match udp {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Writes queued commands and forwards events; Some(end) when the connection must end.
-async fn drain(
+async fn drain<W: AsyncWrite + Unpin>(
     session: &mut SubscriberSession,
-    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    wr: &mut W,
     st: &ClientState,
+    mut udp: Option<&mut UdpReceiver>,
     last_data: &mut Instant,
     subscribed: &mut bool,
 ) -> Option<End> {
@@ -418,7 +503,28 @@ async fn drain(
             }
             SubscriberOutput::Event(SubscriberEvent::Measurements(batch)) => {
                 *last_data = Instant::now();
+                st.counters
+                    .points_received
+                    .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 ClientEvent::Measurements(batch)
+            }
+            SubscriberOutput::Event(SubscriberEvent::UserResponse {
+                code,
+                command,
+                data,
+            }) => {
+                if let Some((confirm_code, confirm)) = udp
+                    .as_deref_mut()
+                    .and_then(|r| r.on_user_response(code, &data))
+                {
+                    session.send_user_command(confirm_code, confirm);
+                    continue;
+                }
+                ClientEvent::Session(SubscriberEvent::UserResponse {
+                    code,
+                    command,
+                    data,
+                })
             }
             SubscriberOutput::Event(SubscriberEvent::Metadata(set)) => {
                 let cache = Arc::new(MetadataCache::new(*set));

@@ -27,6 +27,16 @@ pub struct ServeConfig {
     pub stats_interval_secs: u64,
     /// The embedded demo source.
     pub demo: DemoConfig,
+    /// Hostile-input limits (`[limits]`, see [`crate::config_limits`]).
+    pub limits: crate::config_limits::LimitsConfig,
+    /// TLS on the command channel (`[tls]`, see [`crate::config_tls`]).
+    pub tls: crate::config_tls::TlsConfig,
+    /// Workers, sending and datagram sizing (`[dataplane]`, see [`crate::config_dataplane`]).
+    pub dataplane: crate::config_dataplane::DataPlaneConfig,
+    /// Write every publisher statistic as JSON to this file each stats interval.
+    pub stats_file: Option<std::path::PathBuf>,
+    /// Subscriber access policy file (README "Access control"); none = access control off.
+    pub access_file: Option<std::path::PathBuf>,
 }
 
 /// The synthetic PMU fleet.
@@ -50,12 +60,18 @@ impl Default for ServeConfig {
                 .parse()
                 .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 7165))),
             max_connections: 1000,
-            workers: 1,
+            // One data-plane worker per core.
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             node_id: None,
             name: "sttp".into(),
             subscriber_queue_frames: 4096,
             stats_interval_secs: 10,
             demo: DemoConfig::default(),
+            limits: crate::config_limits::LimitsConfig::default(),
+            tls: crate::config_tls::TlsConfig::default(),
+            dataplane: crate::config_dataplane::DataPlaneConfig::default(),
+            stats_file: None,
+            access_file: None,
         }
     }
 }
@@ -97,6 +113,8 @@ impl ServeConfig {
                 "demo.rate must be in (0, 1000000] frames per second"
             );
         }
+        self.limits.to_limits()?;
+        self.dataplane.engine(self.workers)?;
         Ok(())
     }
 }

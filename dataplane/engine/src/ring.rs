@@ -73,6 +73,12 @@ impl SourceHandle {
     }
 }
 
+/// [`channels`] for the model tests and benches outside the crate; not an API.
+#[doc(hidden)]
+pub fn channels_for_tests(workers: usize, depth: usize) -> (SourceHandle, Vec<Receiver<Batch>>) {
+    channels(workers, depth)
+}
+
 /// Creates one bounded queue per worker.
 pub(crate) fn channels(workers: usize, depth: usize) -> (SourceHandle, Vec<Receiver<Batch>>) {
     let (txs, rxs): (Vec<_>, Vec<_>) = (0..workers)

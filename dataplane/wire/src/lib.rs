@@ -14,9 +14,11 @@
     )
 )]
 
+pub mod aead;
 pub mod compact;
 pub mod cursor;
 pub mod frame;
+pub mod legacy_cbc;
 pub mod measurement;
 pub mod packet;
 pub mod ticks;

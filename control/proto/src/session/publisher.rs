@@ -326,6 +326,7 @@ impl PublisherSession {
         match self.try_subscribe(flags, text, catalog, now_ticks) {
             Ok(pending) => {
                 let signals = pending.routes.len();
+                let refused = pending.cache.unauthorized.len();
                 let data_channel = pending.settings.data_channel;
                 // Operators want to know which software subscribed (connection string
                 // `assemblyInfo`, wire.md §3).
@@ -364,6 +365,7 @@ impl PublisherSession {
                         },
                     ),
                 };
+                let message = with_refused_note(message, refused);
                 self.out
                     .push_back(PublisherOutput::Log(format!("{message}{client}")));
                 self.succeed(cmd::SUBSCRIBE, &message);
@@ -392,9 +394,15 @@ impl PublisherSession {
             return Err("temporal subscriptions (startTimeConstraint/stopTimeConstraint) are not supported by this publisher".into());
         }
         let ctx = EvalContext { now_ticks };
-        let selected = catalog
-            .select_signals(&settings.filter_expression, &ctx)
+        // Access control (crate::acl): a restricted catalog selects only allowed points and
+        // reports the refused ones for the cache's unauthorized list (wire.md §5).
+        let selection = catalog
+            .select_signals_split(&settings.filter_expression, &ctx)
             .map_err(|e: filter::FilterError| e.to_string())?;
+        let selected = selection.allowed;
+        let refused = (selection.refused.iter())
+            .filter_map(|&i| catalog.signals().get(i as usize).map(|s| s.signal_id))
+            .collect();
         let mut routes = Vec::with_capacity(selected.len());
         let mut entries = Vec::with_capacity(selected.len());
         for (runtime_id, &signal) in selected.iter().enumerate() {
@@ -412,7 +420,7 @@ impl PublisherSession {
         }
         Ok(Pending {
             routes,
-            cache: SignalIndexCache::new(self.config.subscriber_id, entries, Vec::new()),
+            cache: SignalIndexCache::new(self.config.subscriber_id, entries, refused),
             settings: Box::new(settings),
         })
     }
@@ -518,6 +526,15 @@ impl PublisherSession {
         let mut frame = Vec::with_capacity(payload.len() + 10);
         encode_response(&mut frame, code, command, payload);
         self.out.push_back(PublisherOutput::Send(frame));
+    }
+}
+
+/// Adds the access-control note to a Subscribe reply when points were refused.
+fn with_refused_note(message: String, refused: usize) -> String {
+    match refused {
+        0 => message,
+        1 => format!("{message} 1 requested point was refused by access control."),
+        n => format!("{message} {n} requested points were refused by access control."),
     }
 }
 

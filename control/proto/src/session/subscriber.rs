@@ -240,6 +240,11 @@ impl SubscriberSession {
         self.send(&Command::Unsubscribe);
     }
 
+    /// Asks the publisher for new data-channel keys (RotateCipherKeys, 0x04).
+    pub fn rotate_cipher_keys(&mut self) {
+        self.send(&Command::RotateCipherKeys);
+    }
+
     /// Sends a user command (0xD0–0xDF).
     pub fn send_user_command(&mut self, code: u8, data: Vec<u8>) {
         self.send(&Command::User { code, data });

@@ -2,7 +2,9 @@
 //! task draining the connection's bounded frame queue, and the data-plane subscription the
 //! session's Activate/Deactivate outputs drive.
 
-use super::settings::encoder_settings;
+use super::budget::{BudgetSink, SessionBudget, FRAMES_PER_TURN, READ_BUF_MAX, READ_BUF_START};
+use super::data_channel::{DataChannel, Effects};
+use super::limits::Fault;
 use super::transport::BoxedStream;
 use super::{
     read, Shared, CONTROL_SEND_TIMEOUT, FIRST_FRAME_LIMIT, HANDSHAKE_TIMEOUT, KEEPALIVE,
@@ -11,25 +13,36 @@ use super::{
 use crate::clock::now_ticks;
 use crate::identity::PeerIdentity;
 use crate::sink::ChannelSink;
-use std::sync::atomic::Ordering::Relaxed;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use sttp_dataplane::{SubscriptionHandle, SubscriptionSpec};
 use sttp_proto::catalog::Catalog;
-use sttp_proto::connstr::SubscriptionSettings;
 use sttp_proto::framing::FrameDecoder;
-use sttp_proto::opmodes::OperationalModes;
 use sttp_proto::session::{PublisherOutput, PublisherSession, PublisherSessionConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
-/// The last activation, kept to re-apply a new processing interval.
-struct Active {
-    routes: Vec<(u32, i32)>,
-    cache_index: u8,
-    settings: Box<SubscriptionSettings>,
-    modes: OperationalModes,
+/// Sleeps until `at`, or forever when there is nothing to wait for.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Queues the data channel's responses on the session and logs its lines.
+fn apply_effects(session: &mut PublisherSession, peer: SocketAddr, fx: Effects) {
+    if let Some(in_use) = fx.keys_in_use {
+        session.set_cipher_keys_in_use(in_use);
+    }
+    for (code, command, data) in fx.responses {
+        session.send_user_response(code, command, &data);
+    }
+    for line in fx.logs {
+        tracing::info!(%peer, "{line}");
+    }
 }
 
 pub(super) async fn serve_connection(
@@ -39,11 +52,25 @@ pub(super) async fn serve_connection(
     mut shutdown: watch::Receiver<bool>,
 ) -> String {
     let peer = identity.addr;
+    // Access control decides before the session exists, so an unknown peer gets no STTP byte.
+    let mut access = match crate::access::ConnectionAccess::start(
+        shared.config.access.as_ref(),
+        &identity,
+        read_catalog(shared),
+        now_ticks(),
+    ) {
+        Ok(a) => a,
+        Err(reason) => return reason,
+    };
     let (mut rd, mut wr) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(shared.config.subscriber_queue_frames.max(16));
+    let budget = SessionBudget::new(shared.config.limits.session_memory_budget);
+    let written = budget.clone();
     let writer = tokio::spawn(async move {
         while let Some(bytes) = rx.recv().await {
-            if let Err(e) = wr.write_all(&bytes).await {
+            let result = wr.write_all(&bytes).await;
+            written.release(bytes.len());
+            if let Err(e) = result {
                 return format!("write failed: {e}");
             }
         }
@@ -52,7 +79,7 @@ pub(super) async fn serve_connection(
     });
     tracing::info!(%peer, "subscriber connected");
     let handle: SubscriptionHandle = shared.engine.add_subscription(SubscriptionSpec {
-        sink: Box::new(ChannelSink(tx.clone())),
+        sink: Box::new(BudgetSink::new(ChannelSink(tx.clone()), budget.clone())),
     });
     shared
         .subscriptions
@@ -64,48 +91,102 @@ pub(super) async fn serve_connection(
         publisher_name: shared.config.name.clone(),
     });
     let mut framer = FrameDecoder::new(MAX_COMMAND_FRAME).with_first_frame_limit(FIRST_FRAME_LIMIT);
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; READ_BUF_START];
+    let mut frames_pending = false;
+    let first_command = tokio::time::sleep(shared.config.limits.first_command_timeout);
+    tokio::pin!(first_command);
     let mut keepalive =
         tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
     let handshake = tokio::time::sleep(HANDSHAKE_TIMEOUT);
     tokio::pin!(handshake);
     let mut config_changed = shared.config_changed.subscribe();
-    let mut active: Option<Active> = None;
-    let mut processing_interval = -1;
+    let mut channel = DataChannel::new(handle, peer, shared.config.key_rotation);
     let reason = 'conn: loop {
         tokio::select! {
             _ = shutdown.changed() => break 'conn "publisher shutting down".to_string(),
             _ = &mut handshake, if session.phase() == sttp_proto::session::publisher::Phase::AwaitingModes => {
                 break 'conn format!("no operational modes within {} s", HANDSHAKE_TIMEOUT.as_secs());
             }
+            _ = &mut first_command, if framer.frames_decoded() == 0 => {
+                shared.peer_fault(peer, Fault::FirstCommandTimeout);
+                break 'conn format!(
+                    "no complete command within {:.1} s of connecting",
+                    shared.config.limits.first_command_timeout.as_secs_f64()
+                );
+            }
             _ = keepalive.tick() => session.handle_keepalive(),
+            _ = sleep_until(channel.next_wakeup()) => {
+                let fx = channel.tick(Instant::now());
+                apply_effects(&mut session, peer, fx);
+            }
             Ok(()) = config_changed.changed() => session.notify_configuration_changed(),
-            read = rd.read(&mut buf) => {
+            // Buffered frames go first; reading resumes once they are handled, so a burst of
+            // commands is processed FRAMES_PER_TURN at a time, each turn's responses queued
+            // (against the memory budget) before the next turn is decoded.
+            _ = std::future::ready(()), if frames_pending => {}
+            read = rd.read(&mut buf), if !frames_pending => {
                 let n = match read {
                     Ok(0) => break 'conn "subscriber closed the connection".to_string(),
                     Ok(n) => n,
                     Err(e) => break 'conn format!("read failed: {e}"),
                 };
                 framer.push(buf.get(..n).unwrap_or_default());
-                let catalog = read_catalog(shared);
-                loop {
-                    match framer.next_frame() {
-                        Ok(Some(frame)) => session.handle_frame(&frame, &catalog, now_ticks()),
-                        Ok(None) => break,
-                        Err(e) => {
-                            shared.stats.protocol_closes.fetch_add(1, Relaxed);
-                            break 'conn format!("protocol error: {}", e.failed_message());
-                        }
+                if n == buf.len() && buf.len() < READ_BUF_MAX {
+                    buf.resize(READ_BUF_MAX, 0);
+                }
+                frames_pending = true;
+            }
+        }
+        if frames_pending {
+            // Only allowed points, re-evaluated after a policy reload or a metadata change.
+            let catalog = match access.catalog(read_catalog(shared), now_ticks()) {
+                Ok(c) => c,
+                Err(reason) => break 'conn reason,
+            };
+            let mut handled = 0;
+            while handled < FRAMES_PER_TURN {
+                match framer.next_frame() {
+                    Ok(Some(frame)) => {
+                        session.handle_frame(&frame, &catalog, now_ticks());
+                        handled += 1;
                     }
-                    if session.phase() == sttp_proto::session::publisher::Phase::Closed {
+                    Ok(None) => {
+                        frames_pending = false;
                         break;
                     }
+                    Err(e) => {
+                        let fault = match e {
+                            sttp_proto::error::ProtoError::FrameTooLarge { .. } => Fault::Oversized,
+                            _ => Fault::Protocol,
+                        };
+                        shared.peer_fault(peer, fault);
+                        break 'conn format!("protocol error: {}", e.failed_message());
+                    }
                 }
+                if session.phase() == sttp_proto::session::publisher::Phase::Closed {
+                    break;
+                }
+            }
+            if framer.buffered().saturating_add(budget.queued()) > budget.limit() {
+                shared.peer_fault(peer, Fault::MemoryBudget);
+                break 'conn format!(
+                    "memory budget exceeded: {} bytes of input buffered, {} queued, budget {}",
+                    framer.buffered(),
+                    budget.queued(),
+                    budget.limit()
+                );
             }
         }
         while let Some(out) = session.poll_output() {
             match out {
                 PublisherOutput::Send(bytes) => {
+                    if !budget.try_reserve(bytes.len(), framer.buffered()) {
+                        shared.peer_fault(peer, Fault::MemoryBudget);
+                        break 'conn format!(
+                            "memory budget exceeded: {} bytes queued unread, {} more to send, budget {}",
+                            budget.queued(), bytes.len(), budget.limit()
+                        );
+                    }
                     if tx.send_timeout(bytes, CONTROL_SEND_TIMEOUT).await.is_err() {
                         break 'conn "slow consumer: response queue full".to_string();
                     }
@@ -116,36 +197,20 @@ pub(super) async fn serve_connection(
                     settings,
                     modes,
                 } => {
-                    if settings.processing_interval != -1 {
-                        processing_interval = settings.processing_interval;
-                    }
-                    handle.activate(
-                        routes.clone(),
-                        cache_index,
-                        encoder_settings(&settings, modes, processing_interval),
-                    );
-                    active = Some(Active {
-                        routes,
-                        cache_index,
-                        settings,
-                        modes,
-                    });
+                    let fx = channel.activate(routes, cache_index, settings, modes, Instant::now());
+                    apply_effects(&mut session, peer, fx);
                 }
-                PublisherOutput::Deactivate => {
-                    active = None;
-                    handle.deactivate();
-                }
-                PublisherOutput::ProcessingInterval(ms) => {
-                    processing_interval = ms;
-                    if let Some(a) = &active {
-                        handle.activate(
-                            a.routes.clone(),
-                            a.cache_index,
-                            encoder_settings(&a.settings, a.modes, ms),
-                        );
-                    }
+                PublisherOutput::Deactivate => channel.deactivate(),
+                PublisherOutput::ProcessingInterval(ms) => channel.processing_interval(ms),
+                PublisherOutput::RotateCipherKeys => {
+                    let fx = channel.rotate(Instant::now());
+                    apply_effects(&mut session, peer, fx);
                 }
                 PublisherOutput::UserCommand { code, data } => {
+                    if let Some(fx) = channel.user_command(code, &data, Instant::now()) {
+                        apply_effects(&mut session, peer, fx);
+                        continue;
+                    }
                     let handler = read(&shared.user_commands);
                     let answer = handler.and_then(|h| h(peer, code, &data));
                     match answer {
@@ -157,7 +222,7 @@ pub(super) async fn serve_connection(
                 }
                 PublisherOutput::Log(message) => tracing::info!(%peer, "{message}"),
                 PublisherOutput::Close { reason } => {
-                    shared.stats.protocol_closes.fetch_add(1, Relaxed);
+                    shared.peer_fault(peer, Fault::Protocol);
                     // Let the Failed response reach the subscriber before closing (~1 s, as
                     // the reference publishers do).
                     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -166,7 +231,7 @@ pub(super) async fn serve_connection(
             }
         }
     };
-    drop(handle);
+    drop(channel);
     drop(tx);
     let mut writer = writer;
     if tokio::time::timeout(Duration::from_secs(2), &mut writer)

@@ -1,15 +1,22 @@
-//! The accept loop: connection limits, then one task per connection that completes the
-//! transport handshake (plain TCP or TLS, [`super::transport`]) and serves the session.
+//! The accept loop: admission (throttled sources, per-source and total connection limits,
+//! [`super::limits`]), then one task per connection that completes the transport handshake
+//! (plain TCP or TLS, [`super::transport`]) within the handshake timeout and serves the session.
 
 use super::connection::serve_connection;
+use super::limits::{Fault, Refusal};
 use super::Shared;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use sttp_proto::response::{code as rsp, encode_response};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+
+/// How long a refused connection is kept open after its Failed(0x00), so the response is read
+/// before the close (the reference publishers wait ~1 s).
+const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 
 pub(super) async fn accept_loop(
     listener: TcpListener,
@@ -21,27 +28,7 @@ pub(super) async fn accept_loop(
         tokio::select! {
             _ = shutdown.changed() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let open = shared.stats.connections_open.load(Relaxed);
-                    if open >= shared.config.max_connections {
-                        shared.stats.connections_refused.fetch_add(1, Relaxed);
-                        tracing::warn!(%peer, open, "connection refused: too many active connections");
-                        tasks.spawn(refuse(stream));
-                        continue;
-                    }
-                    shared.stats.connections_accepted.fetch_add(1, Relaxed);
-                    shared.stats.connections_open.fetch_add(1, Relaxed);
-                    let shared = shared.clone();
-                    let shutdown = shutdown.clone();
-                    tasks.spawn(async move {
-                        let reason = match shared.transport.accept(stream, peer).await {
-                            Ok((stream, identity)) => serve_connection(stream, identity, &shared, shutdown).await,
-                            Err(why) => format!("refused by the transport: {why}"),
-                        };
-                        shared.stats.connections_open.fetch_sub(1, Relaxed);
-                        tracing::info!(%peer, %reason, "connection closed");
-                    });
-                }
+                Ok((stream, peer)) => admit(stream, peer, &shared, &shutdown, &mut tasks),
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -53,15 +40,75 @@ pub(super) async fn accept_loop(
     tasks.shutdown().await;
 }
 
+/// Decides on one accepted connection and spawns what serves or refuses it.
+fn admit(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    shutdown: &watch::Receiver<bool>,
+    tasks: &mut tokio::task::JoinSet<()>,
+) {
+    let guard = match shared.sources.admit(peer.ip(), Instant::now()) {
+        Ok(guard) => guard,
+        Err(Refusal::Throttled { .. }) => {
+            // Already alerted once for this incident; close at once, no bytes, no log line.
+            shared.stats.refused_throttled.fetch_add(1, Relaxed);
+            drop(stream);
+            return;
+        }
+        Err(Refusal::TooManyFromSource { open }) => {
+            shared.stats.refused_per_source.fetch_add(1, Relaxed);
+            tracing::warn!(%peer, open, "connection refused: too many connections from this source");
+            tasks.spawn(refuse(
+                stream,
+                b"Connection refused: too many active connections from this address.",
+            ));
+            return;
+        }
+    };
+    let open = shared.stats.connections_open.load(Relaxed);
+    if open >= shared.config.max_connections {
+        shared.stats.connections_refused.fetch_add(1, Relaxed);
+        tracing::warn!(%peer, open, "connection refused: too many active connections");
+        tasks.spawn(refuse(
+            stream,
+            b"Connection refused: too many active connections.",
+        ));
+        return;
+    }
+    shared.stats.connections_accepted.fetch_add(1, Relaxed);
+    shared.stats.connections_open.fetch_add(1, Relaxed);
+    let shared = shared.clone();
+    let shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        let _slot = guard;
+        let timeout = shared.config.limits.handshake_timeout;
+        let reason =
+            match tokio::time::timeout(timeout, shared.transport.accept(stream, peer)).await {
+                Ok(Ok((stream, identity))) => {
+                    serve_connection(stream, identity, &shared, shutdown).await
+                }
+                Ok(Err(why)) => {
+                    shared.peer_fault(peer, Fault::TransportRefused);
+                    format!("refused by the transport: {why}")
+                }
+                Err(_) => {
+                    shared.peer_fault(peer, Fault::HandshakeTimeout);
+                    format!(
+                        "transport handshake not completed within {:.1} s",
+                        timeout.as_secs_f64()
+                    )
+                }
+            };
+        shared.stats.connections_open.fetch_sub(1, Relaxed);
+        tracing::info!(%peer, %reason, "connection closed");
+    });
+}
+
 /// Refuses a connection the way the reference publishers do: Failed(0x00) then close after ~1 s.
-async fn refuse(mut stream: TcpStream) {
+async fn refuse(mut stream: TcpStream, message: &'static [u8]) {
     let mut frame = Vec::new();
-    encode_response(
-        &mut frame,
-        rsp::FAILED,
-        0x00,
-        b"Connection refused: too many active connections.",
-    );
+    encode_response(&mut frame, rsp::FAILED, 0x00, message);
     let _ = stream.write_all(&frame).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::time::sleep(REFUSAL_LINGER).await;
 }

@@ -2,11 +2,16 @@
 //! pair (reader + writer) per connection around a sans-IO `PublisherSession` ([`connection`]),
 //! and the data-plane engine that encodes and fans out.
 
+mod budget;
 mod connection;
+mod data_channel;
+mod data_keys;
+pub mod limits;
 mod listener;
 mod settings;
 pub mod transport;
 
+pub use limits::Limits;
 pub use settings::encoder_settings;
 pub use transport::Transport;
 
@@ -47,6 +52,13 @@ pub struct PublisherConfig {
     pub name: String,
     /// Plain TCP or TLS.
     pub transport: Transport,
+    /// Hostile-input limits: per-source connections, timeouts, memory budget ([`limits`]).
+    pub limits: Limits,
+    /// Period of automatic data-channel key rotation (authenticated UDP); None = only when
+    /// the subscriber asks (RotateCipherKeys).
+    pub key_rotation: Option<Duration>,
+    /// Subscriber access control; None serves every point to everyone ([`crate::access`]).
+    pub access: Option<crate::access::AccessControl>,
 }
 
 impl Default for PublisherConfig {
@@ -58,6 +70,9 @@ impl Default for PublisherConfig {
             subscriber_queue_frames: 4096,
             name: "sttp".into(),
             transport: Transport::Plain,
+            limits: Limits::default(),
+            key_rotation: Some(Duration::from_secs(600)),
+            access: None,
         }
     }
 }
@@ -78,6 +93,22 @@ pub struct PublisherStats {
     pub connections_open: AtomicUsize,
     /// Sessions closed for protocol errors.
     pub protocol_closes: AtomicU64,
+    /// Connections refused: the source IP had `limits.max_per_source` open.
+    pub refused_per_source: AtomicU64,
+    /// Connections refused: the source IP is throttled after repeated failures.
+    pub refused_throttled: AtomicU64,
+    /// Throttle incidents started (one alert each).
+    pub throttle_incidents: AtomicU64,
+    /// Connections closed: transport handshake not finished within `limits.handshake_timeout`.
+    pub handshake_timeouts: AtomicU64,
+    /// Connections refused by the transport (e.g. failed TLS handshake).
+    pub transport_refusals: AtomicU64,
+    /// Connections closed: no complete first command within `limits.first_command_timeout`.
+    pub first_command_timeouts: AtomicU64,
+    /// Connections closed for a frame above the limit (also counted in `protocol_closes`).
+    pub oversized_frames: AtomicU64,
+    /// Sessions closed for exceeding `limits.session_memory_budget`.
+    pub memory_budget_closes: AtomicU64,
 }
 
 struct Shared {
@@ -86,6 +117,7 @@ struct Shared {
     catalog: RwLock<Arc<Catalog>>,
     engine: Engine,
     stats: PublisherStats,
+    sources: Arc<limits::SourceTracker>,
     user_commands: RwLock<Option<UserCommandHandler>>,
     config_changed: watch::Sender<u64>,
     subscriptions: RwLock<
@@ -121,12 +153,18 @@ impl Publisher {
         let local_addr = listener.local_addr()?;
         let engine = Engine::start(config.engine.clone())?;
         let (config_changed, _) = watch::channel(0);
+        let sources = limits::SourceTracker::new(config.limits.clone());
+        match &config.access {
+            Some(access) => drop(access.spawn_watcher()),
+            None => tracing::info!("access control is off: every subscriber may see every point"),
+        }
         let shared = Arc::new(Shared {
             transport: config.transport.clone(),
             config,
             catalog: RwLock::new(Arc::new(catalog)),
             engine,
             stats: PublisherStats::default(),
+            sources,
             user_commands: RwLock::new(None),
             config_changed,
             subscriptions: RwLock::new(Vec::new()),
@@ -160,6 +198,11 @@ impl Publisher {
     /// Publisher counters.
     pub fn stats(&self) -> &PublisherStats {
         &self.shared.stats
+    }
+
+    /// Counters of every data-plane worker.
+    pub fn worker_stats(&self) -> Vec<sttp_dataplane::stats::WorkerStatsSnapshot> {
+        self.shared.engine.worker_stats()
     }
 
     /// Per-subscription counters of the live subscriptions.

@@ -22,6 +22,8 @@ pub enum Transport {
     /// Plain TCP: the identity is the address alone.
     #[default]
     Plain,
+    /// Mutual TLS (wire.md §8): the identity adds the verified client certificate.
+    Tls(std::sync::Arc<crate::tls::TlsServer>),
 }
 
 impl Transport {
@@ -35,6 +37,10 @@ impl Transport {
         let _ = tcp.set_nodelay(true);
         match self {
             Transport::Plain => Ok((Box::new(tcp), PeerIdentity::address_only(peer))),
+            Transport::Tls(server) => {
+                let (stream, identity) = server.accept(tcp, peer).await?;
+                Ok((Box::new(stream), identity))
+            }
         }
     }
 }

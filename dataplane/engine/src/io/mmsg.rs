@@ -140,7 +140,7 @@ impl UdpBackend for MmsgBackend {
         let mut msgs = std::mem::take(&mut self.msgs);
         let mut retry = std::mem::take(&mut self.retry);
         retry.clear();
-        socket::plan(out, &self.gso, &mut msgs);
+        socket::plan(out, &self.gso, &mut msgs, &mut report);
         let room = self.send_messages(out.buffer(), &msgs, &mut retry, &mut report);
         if !retry.is_empty() {
             let plain = std::mem::take(&mut retry);

@@ -199,9 +199,21 @@ impl Message {
 }
 
 /// Plans the messages of a batch: one per GSO group where GSO applies, else one per datagram.
-pub(crate) fn plan(out: &OutDatagrams, gso: &GsoState, into: &mut Vec<Message>) {
+///
+/// Datagrams to port 0 are counted as errors here: the kernel rejects them with `EINVAL`, which
+/// a GSO send would otherwise mistake for a segment-size problem.
+pub(crate) fn plan(
+    out: &OutDatagrams,
+    gso: &GsoState,
+    into: &mut Vec<Message>,
+    report: &mut SendReport,
+) {
     into.clear();
     for g in out.groups() {
+        if g.dest.port() == 0 {
+            report.errors += g.count as u64;
+            continue;
+        }
         match u16::try_from(g.segment) {
             Ok(segment) if gso.use_for(g.segment, g.count) => into.push(Message {
                 dest: g.dest,
@@ -386,22 +398,23 @@ mod tests {
         out.push(dest, &[0; 10]);
         out.push(dest, &[0; 300]);
         let mut msgs = Vec::new();
+        let mut report = SendReport::default();
 
-        plan(&out, &GsoState::new(true), &mut msgs);
+        plan(&out, &GsoState::new(true), &mut msgs, &mut report);
         let shape: Vec<(usize, Option<u16>, usize)> = msgs
             .iter()
             .map(|m| (m.len, m.segment, m.datagrams))
             .collect();
         assert_eq!(shape, vec![(3010, Some(1000), 4), (300, None, 1)]);
 
-        plan(&out, &GsoState::new(false), &mut msgs);
+        plan(&out, &GsoState::new(false), &mut msgs, &mut report);
         assert_eq!(msgs.len(), 5);
         assert!(msgs.iter().all(|m| m.segment.is_none() && m.datagrams == 1));
 
         let mut gso = GsoState::new(true);
         assert!(gso.on_error(libc::EINVAL, 1000));
         assert!(gso.enabled());
-        plan(&out, &gso, &mut msgs);
+        plan(&out, &gso, &mut msgs, &mut report);
         assert_eq!(
             msgs.len(),
             5,
@@ -410,6 +423,12 @@ mod tests {
         assert!(gso.on_error(libc::EIO, 500));
         assert!(!gso.enabled());
         assert!(!gso.on_error(libc::ECONNREFUSED, 500));
+        assert_eq!(report, SendReport::default());
+
+        out.push(SocketAddr::from(([127, 0, 0, 1], 0)), &[0; 10]);
+        plan(&out, &gso, &mut msgs, &mut report);
+        assert_eq!(report.errors, 1, "port 0 is rejected up front");
+        assert_eq!(msgs.len(), 5);
     }
 
     #[test]

@@ -1,7 +1,11 @@
 //! `sttp`: the STTP publisher and subscriber command line.
 
+mod cert;
 mod serve;
+mod serve_dataplane;
+mod serve_tls;
 mod subscribe;
+mod subscribe_tls;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +29,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Connect to a publisher, subscribe and show or write what arrives.
     Subscribe(subscribe::SubscribeArgs),
+    /// Make TLS keys and certificates (self-signed for pinning, or a private CA).
+    Cert(cert::CertArgs),
 }
 
 fn init_logging(filter: Option<&str>, default: &str) {
@@ -57,6 +63,10 @@ fn main() -> std::process::ExitCode {
         Command::Subscribe(args) => {
             init_logging(cli.log.as_deref(), "warn");
             runtime.block_on(subscribe::subscribe(args))
+        }
+        Command::Cert(args) => {
+            init_logging(cli.log.as_deref(), "warn");
+            cert::cert(args)
         }
     };
     match result {

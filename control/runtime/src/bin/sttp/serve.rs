@@ -9,7 +9,6 @@ use std::time::Duration;
 use sttp_control::config::ServeConfig;
 use sttp_control::demo::DemoFleet;
 use sttp_control::server::{Publisher, PublisherConfig};
-use sttp_dataplane::EngineConfig;
 use sttp_proto::catalog::Catalog;
 
 #[derive(Parser, Debug)]
@@ -29,6 +28,13 @@ pub(crate) struct ServeArgs {
     /// Data-plane worker threads.
     #[arg(long)]
     workers: Option<usize>,
+    /// Subscriber access policy file (TOML; reloaded on SIGHUP and when it changes).
+    #[arg(long, value_name = "FILE")]
+    access: Option<PathBuf>,
+    #[command(flatten)]
+    tls: crate::serve_tls::ServeTlsArgs,
+    #[command(flatten)]
+    dataplane: crate::serve_dataplane::ServeDataPlaneArgs,
 }
 
 pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -49,6 +55,11 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(w) = args.workers {
         config.workers = w;
+    }
+    args.tls.apply(&mut config, args.listen.is_some())?;
+    args.dataplane.apply(&mut config);
+    if let Some(a) = &args.access {
+        config.access_file = Some(a.clone());
     }
     config.validate()?;
     anyhow::ensure!(
@@ -72,13 +83,17 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         PublisherConfig {
             listen: config.listen,
             max_connections: config.max_connections,
-            engine: EngineConfig {
-                workers: config.workers,
-                ..EngineConfig::default()
-            },
+            engine: config.dataplane.engine(config.workers)?,
+            key_rotation: config.dataplane.key_rotation(),
             subscriber_queue_frames: config.subscriber_queue_frames,
             name: config.name.clone(),
-            transport: sttp_control::server::Transport::Plain,
+            transport: crate::serve_tls::transport(&config)?,
+            limits: config.limits.to_limits()?,
+            access: config
+                .access_file
+                .as_ref()
+                .map(sttp_control::access::AccessControl::load)
+                .transpose()?,
         },
         catalog,
     )
@@ -106,15 +121,26 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 let subs = publisher.subscription_stats();
                 let sent: u64 = subs.iter().map(|(_, s)| s.points).sum();
                 let dropped: u64 = subs.iter().map(|(_, s)| s.dropped_queue_full).sum();
+                let workers = publisher.worker_stats();
+                let datagrams: u64 = workers.iter().map(|w| w.datagrams_sent).sum();
+                let send_drops: u64 = workers.iter().map(|w| w.send_would_block + w.send_errors).sum();
                 tracing::info!(
                     connections = publisher.stats().connections_open.load(Ordering::Relaxed),
                     published_per_s = (published - last_points) as f64 / interval.as_secs_f64(),
                     published_total = published,
                     points_sent_total = sent,
+                    datagrams_sent_total = datagrams,
                     dropped_slow_subscriber = dropped,
+                    dropped_udp_send = send_drops,
                     "summary"
                 );
                 last_points = published;
+                if let Some(path) = &config.stats_file {
+                    let report = sttp_control::stats_report::snapshot(&publisher);
+                    if let Err(e) = sttp_control::stats_report::write_atomically(path, &report) {
+                        tracing::warn!(file = %path.display(), error = %e, "cannot write the stats file");
+                    }
+                }
             }
         }
     }

@@ -64,6 +64,20 @@ pub(crate) struct SubscribeArgs {
     /// Restart the connection when no data arrived for this many seconds (0 = never).
     #[arg(long, default_value_t = 30.0)]
     data_loss_timeout: f64,
+    #[command(flatten)]
+    tls: crate::subscribe_tls::SubscribeTlsArgs,
+    /// Receive the data over UDP on this local port (compact format; the publisher sends to
+    /// this host's address).
+    #[arg(long, value_name = "LOCALPORT")]
+    udp: Option<u16>,
+    /// UDP datagram protection: aes-gcm (authenticated, replay-protected; needs an sttp
+    /// publisher) or none (what stock publishers send).
+    #[arg(long, value_name = "aes-gcm|none", default_value = "aes-gcm")]
+    udp_cipher: sttp_control::client::UdpCipherChoice,
+    /// Write the client's counters (points, datagrams, refused datagrams, keys) as JSON to
+    /// FILE at exit.
+    #[arg(long, value_name = "FILE")]
+    stats_out: Option<PathBuf>,
 }
 
 /// Writes received points in the chosen format.
@@ -212,6 +226,11 @@ pub(crate) async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
         ..SubscriptionSettings::default()
     };
     config.reconnect.enabled = !args.no_reconnect;
+    config.tls = args.tls.settings()?;
+    config.udp = args.udp.map(|port| sttp_control::client::UdpChannel {
+        port,
+        cipher: args.udp_cipher,
+    });
     config.data_loss_timeout =
         (args.data_loss_timeout > 0.0).then(|| Duration::from_secs_f64(args.data_loss_timeout));
     let mut output = Output::new(args.format);
@@ -289,7 +308,13 @@ pub(crate) async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
         eprintln!();
     }
     output.out.flush()?;
+    let stats = sub.stats();
     sub.stop().await;
+    if let Some(path) = &args.stats_out {
+        let text = serde_json::to_vec_pretty(&stats)?;
+        std::fs::write(path, text)
+            .with_context(|| format!("cannot write the stats file {}", path.display()))?;
+    }
     match failure {
         Some(reason) => anyhow::bail!("{reason}"),
         None => Ok(()),

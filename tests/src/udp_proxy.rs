@@ -1,0 +1,563 @@
+//! A small seeded userspace UDP proxy for the faults the kernel here cannot make (no `netem`,
+//! test-plan.md §3.2): per datagram it decides, with full view of the bytes, to drop, forward,
+//! duplicate, or add an altered copy (bit flip, truncation, garbage, a valid-looking header with a
+//! random body). It captures every clean datagram it saw, so a test can replay them later, to the
+//! same or another port, and decode them independently as an oracle.
+//!
+//! Altered copies are sent *in addition* to the original, and *before* it: an authenticated
+//! receiver must reject the copy without disturbing its acceptance of the original (a replay
+//! window advanced before authentication would then reject the original, which shows up as a gap).
+//!
+//! Getting between publisher and subscriber on loopback: the STTP publisher sends the data channel
+//! to `(TCP peer IP, localport)` from the Subscribe connection string (wire.md §8), and the
+//! subscriber binds that port itself. [`TcpRelay`] therefore relays the command channel and
+//! rewrites `localport=N` to the proxy's port (same number of digits, so no frame length
+//! changes); the proxy forwards to the subscriber's real port N.
+
+use anyhow::{Context, Result};
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Probabilities (0..=1) of what happens to each datagram, all decided independently from the
+/// seeded generator.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FaultPlan {
+    /// The original is not forwarded (iid loss).
+    pub drop: f64,
+    /// An identical copy follows the original at once.
+    pub duplicate: f64,
+    /// A copy with one random bit flipped goes before the original.
+    pub bit_flip: f64,
+    /// A copy cut to a random shorter length goes before the original.
+    pub truncate: f64,
+    /// A datagram of random bytes (random length up to the original's) goes before the original.
+    pub garbage: f64,
+    /// A copy keeping the first 8 bytes (the header) with a random body goes before the original.
+    pub spoof: f64,
+    /// Whether clean datagrams are kept for [`UdpProxy::captured`] (at most `capture_limit`).
+    pub capture: bool,
+    pub capture_limit: usize,
+}
+
+/// What the proxy did, counted per action.
+#[derive(Debug, Default)]
+pub struct ProxyCounters {
+    pub received: AtomicU64,
+    pub forwarded: AtomicU64,
+    pub dropped: AtomicU64,
+    pub duplicated: AtomicU64,
+    pub bit_flipped: AtomicU64,
+    pub truncated: AtomicU64,
+    pub garbage: AtomicU64,
+    pub spoofed: AtomicU64,
+    pub replayed: AtomicU64,
+    pub send_errors: AtomicU64,
+}
+
+/// A copy of [`ProxyCounters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProxyStats {
+    pub received: u64,
+    pub forwarded: u64,
+    pub dropped: u64,
+    pub duplicated: u64,
+    pub bit_flipped: u64,
+    pub truncated: u64,
+    pub garbage: u64,
+    pub spoofed: u64,
+    pub replayed: u64,
+    pub send_errors: u64,
+}
+
+impl ProxyStats {
+    /// Altered datagrams sent (each must be rejected by an authenticating receiver).
+    pub fn altered(&self) -> u64 {
+        self.bit_flipped + self.truncated + self.garbage + self.spoofed
+    }
+}
+
+/// splitmix64: a tiny seeded generator, so a failing run is reproduced from its printed seed.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+}
+
+/// The altered copies `plan` asks for, in sending order, each with the counter it increments.
+fn alterations(plan: &FaultPlan, rng: &mut Rng, clean: &[u8]) -> Vec<(Vec<u8>, Alteration)> {
+    let mut out = Vec::new();
+    if clean.is_empty() {
+        return out;
+    }
+    if rng.chance(plan.bit_flip) {
+        let mut d = clean.to_vec();
+        let bit = rng.below(d.len() * 8);
+        d[bit / 8] ^= 1 << (bit % 8);
+        out.push((d, Alteration::BitFlip));
+    }
+    if rng.chance(plan.truncate) && clean.len() > 1 {
+        let len = 1 + rng.below(clean.len() - 1);
+        out.push((clean[..len].to_vec(), Alteration::Truncate));
+    }
+    if rng.chance(plan.garbage) {
+        let len = 1 + rng.below(clean.len());
+        let d = (0..len).map(|_| rng.next_u64() as u8).collect();
+        out.push((d, Alteration::Garbage));
+    }
+    if rng.chance(plan.spoof) && clean.len() > 8 {
+        let mut d = clean.to_vec();
+        for b in &mut d[8..] {
+            *b = rng.next_u64() as u8;
+        }
+        out.push((d, Alteration::Spoof));
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Alteration {
+    BitFlip,
+    Truncate,
+    Garbage,
+    Spoof,
+}
+
+/// The running proxy: receives on its own port, forwards to `target`.
+pub struct UdpProxy {
+    socket: UdpSocket,
+    counters: Arc<ProxyCounters>,
+    captured: Arc<Mutex<Vec<Vec<u8>>>>,
+    plan: Arc<Mutex<FaultPlan>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl UdpProxy {
+    /// Binds `listen` (port 0 for any) and starts forwarding to `target` under `plan`.
+    pub fn start(
+        listen: SocketAddr,
+        target: SocketAddr,
+        plan: FaultPlan,
+        seed: u64,
+    ) -> Result<Self> {
+        let socket = UdpSocket::bind(listen).with_context(|| format!("proxy bind {listen}"))?;
+        socket.set_read_timeout(Some(Duration::from_millis(20)))?;
+        let counters = Arc::new(ProxyCounters::default());
+        let captured = Arc::new(Mutex::new(Vec::new()));
+        let plan = Arc::new(Mutex::new(plan));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, c, cap, p, st) = (
+            socket.try_clone()?,
+            counters.clone(),
+            captured.clone(),
+            plan.clone(),
+            stop.clone(),
+        );
+        let thread = std::thread::Builder::new()
+            .name("udp-proxy".into())
+            .spawn(move || forward_loop(&s, target, &c, &cap, &p, &st, Rng::new(seed)))?;
+        Ok(Self {
+            socket,
+            counters,
+            captured,
+            plan,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The proxy's own address (where the publisher must send).
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(self.socket.local_addr()?)
+    }
+
+    /// Changes the plan for the datagrams that follow.
+    pub fn set_plan(&self, plan: FaultPlan) {
+        if let Ok(mut p) = self.plan.lock() {
+            *p = plan;
+        }
+    }
+
+    /// Every clean datagram captured so far, in arrival order.
+    pub fn captured(&self) -> Vec<Vec<u8>> {
+        self.captured.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Sends `datagrams` to `to` from the proxy's socket (replays, injections); counted as
+    /// replayed. Returns the number sent.
+    pub fn replay(&self, datagrams: &[Vec<u8>], to: SocketAddr) -> u64 {
+        let mut sent = 0;
+        for d in datagrams {
+            if self.socket.send_to(d, to).is_ok() {
+                sent += 1;
+            } else {
+                self.counters.send_errors.fetch_add(1, Relaxed);
+            }
+        }
+        self.counters.replayed.fetch_add(sent, Relaxed);
+        sent
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> ProxyStats {
+        let c = &self.counters;
+        ProxyStats {
+            received: c.received.load(Relaxed),
+            forwarded: c.forwarded.load(Relaxed),
+            dropped: c.dropped.load(Relaxed),
+            duplicated: c.duplicated.load(Relaxed),
+            bit_flipped: c.bit_flipped.load(Relaxed),
+            truncated: c.truncated.load(Relaxed),
+            garbage: c.garbage.load(Relaxed),
+            spoofed: c.spoofed.load(Relaxed),
+            replayed: c.replayed.load(Relaxed),
+            send_errors: c.send_errors.load(Relaxed),
+        }
+    }
+}
+
+impl Drop for UdpProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn forward_loop(
+    socket: &UdpSocket,
+    target: SocketAddr,
+    counters: &ProxyCounters,
+    captured: &Mutex<Vec<Vec<u8>>>,
+    plan: &Mutex<FaultPlan>,
+    stop: &AtomicBool,
+    mut rng: Rng,
+) {
+    let mut buf = vec![0u8; 65536];
+    let send = |d: &[u8]| {
+        if socket.send_to(d, target).is_err() {
+            counters.send_errors.fetch_add(1, Relaxed);
+        }
+    };
+    while !stop.load(Relaxed) {
+        let n = match socket.recv_from(&mut buf) {
+            Ok((n, _)) => n,
+            Err(_) => continue, // read timeout: look at the stop flag again
+        };
+        let clean = &buf[..n];
+        counters.received.fetch_add(1, Relaxed);
+        let plan = plan.lock().map(|p| *p).unwrap_or_default();
+        if plan.capture {
+            if let Ok(mut c) = captured.lock() {
+                if c.len() < plan.capture_limit {
+                    c.push(clean.to_vec());
+                }
+            }
+        }
+        for (d, kind) in alterations(&plan, &mut rng, clean) {
+            send(&d);
+            let counter = match kind {
+                Alteration::BitFlip => &counters.bit_flipped,
+                Alteration::Truncate => &counters.truncated,
+                Alteration::Garbage => &counters.garbage,
+                Alteration::Spoof => &counters.spoofed,
+            };
+            counter.fetch_add(1, Relaxed);
+        }
+        if rng.chance(plan.drop) {
+            counters.dropped.fetch_add(1, Relaxed);
+            continue;
+        }
+        send(clean);
+        counters.forwarded.fetch_add(1, Relaxed);
+        if rng.chance(plan.duplicate) {
+            send(clean);
+            counters.duplicated.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// Relays one TCP command channel between a subscriber and the publisher, replacing byte
+/// patterns (of equal length) in frames from the subscriber; used to point the publisher's data
+/// channel at the proxy (`localport=N` → `localport=M`).
+pub struct TcpRelay {
+    listener_addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TcpRelay {
+    /// Listens on an ephemeral loopback port and relays every connection to `upstream`.
+    /// `replace` lists `(from, to)` byte strings of equal length.
+    pub fn start(upstream: SocketAddr, replace: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Self> {
+        anyhow::ensure!(
+            replace
+                .iter()
+                .all(|(a, b)| a.len() == b.len() && !a.is_empty()),
+            "replacements must keep the length (frame lengths are not rewritten)"
+        );
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let listener_addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let st = stop.clone();
+        let replace = Arc::new(replace);
+        let thread = std::thread::Builder::new()
+            .name("tcp-relay".into())
+            .spawn(move || {
+                while !st.load(Relaxed) {
+                    match listener.accept() {
+                        Ok((down, _)) => {
+                            let (r, s) = (replace.clone(), st.clone());
+                            let _ = std::thread::Builder::new()
+                                .name("tcp-relay-conn".into())
+                                .spawn(move || relay_connection(down, upstream, &r, &s));
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+            })?;
+        Ok(Self {
+            listener_addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Where subscribers connect.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener_addr
+    }
+}
+
+impl Drop for TcpRelay {
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn relay_connection(
+    down: TcpStream,
+    upstream: SocketAddr,
+    replace: &[(Vec<u8>, Vec<u8>)],
+    stop: &AtomicBool,
+) {
+    let Ok(up) = TcpStream::connect(upstream) else {
+        return;
+    };
+    let _ = down.set_nonblocking(false);
+    let _ = (down.set_nodelay(true), up.set_nodelay(true));
+    let (Ok(mut down_r), Ok(mut up_w)) = (down.try_clone(), up.try_clone()) else {
+        return;
+    };
+    // Publisher → subscriber: bytes as they come.
+    let (mut up_r, mut down_w) = (up, down);
+    let back = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut up_r, &mut down_w);
+        let _ = down_w.shutdown(Shutdown::Both);
+    });
+    // Subscriber → publisher: frame by frame (u32 big-endian length, then the body).
+    let _ = down_r.set_read_timeout(Some(Duration::from_millis(100)));
+    let mut pending = Vec::new();
+    let mut buf = [0u8; 16384];
+    while !stop.load(Relaxed) {
+        match down_r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => pending.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(_) => break,
+        }
+        while pending.len() >= 4 {
+            let len = u32::from_be_bytes([pending[0], pending[1], pending[2], pending[3]]) as usize;
+            if pending.len() < 4 + len {
+                break;
+            }
+            let mut frame: Vec<u8> = pending.drain(..4 + len).collect();
+            for (from, to) in replace {
+                replace_all(&mut frame[4..], from, to);
+            }
+            if up_w.write_all(&frame).is_err() {
+                return;
+            }
+        }
+    }
+    let _ = up_w.shutdown(Shutdown::Both);
+    let _ = back.join();
+}
+
+/// Replaces every occurrence of `from` by `to` (same length) in place.
+pub fn replace_all(hay: &mut [u8], from: &[u8], to: &[u8]) {
+    let mut i = 0;
+    while i + from.len() <= hay.len() {
+        if &hay[i..i + from.len()] == from {
+            hay[i..i + from.len()].copy_from_slice(to);
+            i += from.len();
+        } else {
+            i += 1;
+        }
+    }
+}
+
+/// `text` as UTF-16 little endian (the other string encoding a connection string may use).
+pub fn utf16le(text: &str) -> Vec<u8> {
+    text.encode_utf16().flat_map(u16::to_le_bytes).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_decisions() {
+        let plan = FaultPlan {
+            bit_flip: 0.3,
+            truncate: 0.3,
+            garbage: 0.3,
+            spoof: 0.3,
+            ..FaultPlan::default()
+        };
+        let clean: Vec<u8> = (0..100).collect();
+        let run = |seed| {
+            let mut rng = Rng::new(seed);
+            (0..200)
+                .flat_map(|_| alterations(&plan, &mut rng, &clean))
+                .map(|(d, _)| d)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(7), run(7));
+        assert_ne!(run(7), run(8));
+    }
+
+    #[test]
+    fn alterations_differ_from_the_original() {
+        let plan = FaultPlan {
+            bit_flip: 1.0,
+            truncate: 1.0,
+            spoof: 1.0,
+            ..FaultPlan::default()
+        };
+        let clean: Vec<u8> = (0..64).collect();
+        let mut rng = Rng::new(1);
+        for _ in 0..100 {
+            let alts = alterations(&plan, &mut rng, &clean);
+            assert_eq!(alts.len(), 3);
+            for (d, kind) in alts {
+                assert_ne!(d, clean, "{kind:?}");
+                match kind {
+                    Alteration::BitFlip => {
+                        let bits: u32 = d
+                            .iter()
+                            .zip(&clean)
+                            .map(|(a, b)| (a ^ b).count_ones())
+                            .sum();
+                        assert_eq!(bits, 1);
+                    }
+                    Alteration::Truncate => assert!(d.len() < clean.len() && clean.starts_with(&d)),
+                    Alteration::Spoof => assert_eq!(d[..8], clean[..8]),
+                    Alteration::Garbage => unreachable!(),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn chance_follows_its_probability() {
+        let mut rng = Rng::new(2664);
+        let m = 100_000;
+        let hits = (0..m).filter(|_| rng.chance(0.2)).count() as f64 / m as f64;
+        let bound = 3.0 * (0.2f64 * 0.8 / m as f64).sqrt();
+        assert!((hits - 0.2).abs() <= bound, "{hits} vs 0.2 ± {bound}");
+        assert!(!(0..1000).any(|_| rng.chance(0.0)));
+    }
+
+    #[test]
+    fn replace_keeps_length() {
+        let mut s = b"a;dataChannel={localport=41000};localport=41000".to_vec();
+        replace_all(&mut s, b"localport=41000", b"localport=52311");
+        assert_eq!(&s[..], b"a;dataChannel={localport=52311};localport=52311");
+        assert_eq!(utf16le("ab"), vec![b'a', 0, b'b', 0]);
+    }
+
+    #[test]
+    fn proxy_forwards_drops_and_replays_on_loopback() {
+        let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sink.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let plan = FaultPlan {
+            drop: 0.5,
+            duplicate: 0.0,
+            capture: true,
+            capture_limit: 1000,
+            ..FaultPlan::default()
+        };
+        let proxy = UdpProxy::start(
+            "127.0.0.1:0".parse().unwrap(),
+            sink.local_addr().unwrap(),
+            plan,
+            9,
+        )
+        .unwrap();
+        let src = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..200u32 {
+            src.send_to(&i.to_be_bytes(), proxy.local_addr().unwrap())
+                .unwrap();
+        }
+        let mut got = Vec::new();
+        let mut buf = [0u8; 16];
+        while let Ok(n) = sink.recv(&mut buf) {
+            got.push(buf[..n].to_vec());
+            if got.len() as u64 == proxy.stats().forwarded && proxy.stats().received == 200 {
+                break;
+            }
+        }
+        let s = proxy.stats();
+        assert_eq!(s.received, 200);
+        assert_eq!(s.forwarded + s.dropped, 200);
+        assert!(s.dropped > 50 && s.dropped < 150, "{s:?}");
+        assert_eq!(got.len() as u64, s.forwarded);
+        let cap = proxy.captured();
+        assert_eq!(cap.len(), 200);
+        assert_eq!(proxy.replay(&cap[..10], sink.local_addr().unwrap()), 10);
+        for want in &cap[..10] {
+            let n = sink.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &want[..]);
+        }
+        assert_eq!(proxy.stats().replayed, 10);
+    }
+}

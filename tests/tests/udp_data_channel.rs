@@ -1,0 +1,127 @@
+//! Our publisher with our subscriber over the UDP data channel (wire.md §8): plain datagrams,
+//! authenticated AES-256-GCM datagrams (our extension, wire.md §11), and key rotation — by
+//! period and at the subscriber's request — without losing a point.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+use sttp_control::client::{Subscriber, SubscriberConfig, UdpChannel, UdpCipherChoice};
+use sttp_control::server::PublisherConfig;
+use sttp_proto::connstr::SubscriptionSettings;
+use sttp_tests::window::receive_window;
+use sttp_tests::{check_window, TestPublisher};
+
+const SIGNALS: usize = 45;
+const PERIOD: Duration = Duration::from_millis(5);
+
+/// A UDP port nobody uses right now.
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn udp_config(tp: &TestPublisher, cipher: UdpCipherChoice) -> SubscriberConfig {
+    let mut c = SubscriberConfig::new(tp.publisher().local_addr().to_string());
+    c.session.settings = SubscriptionSettings {
+        filter_expression: "FILTER ActiveMeasurements WHERE True".into(),
+        ..SubscriptionSettings::default()
+    };
+    c.udp = Some(UdpChannel {
+        port: free_udp_port(),
+        cipher,
+    });
+    c
+}
+
+async fn publisher(key_rotation: Option<Duration>) -> TestPublisher {
+    TestPublisher::start_with(
+        PublisherConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            key_rotation,
+            ..PublisherConfig::default()
+        },
+        SIGNALS,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_and_authenticated_datagrams_deliver_every_point() {
+    let mut tp = publisher(None).await;
+    tp.stream(PERIOD, 0);
+    for cipher in [UdpCipherChoice::None, UdpCipherChoice::AesGcm] {
+        let mut sub = Subscriber::start(udp_config(&tp, cipher));
+        let (got, end) = receive_window(&tp, &mut sub, 40).await;
+        let frames =
+            check_window(&tp, &got, end, None).unwrap_or_else(|e| panic!("{cipher:?}: {e}"));
+        assert!(frames >= 40, "{cipher:?}: only {frames} frames");
+        let stats = sub.stats();
+        assert!(stats.datagrams_received > 0, "{cipher:?}: {stats:?}");
+        assert_eq!(stats.auth_failures, 0, "{cipher:?}: {stats:?}");
+        assert_eq!(stats.replays, 0, "{cipher:?}: {stats:?}");
+        match cipher {
+            UdpCipherChoice::AesGcm => assert_eq!(stats.key_epochs_installed, 1),
+            UdpCipherChoice::None => assert_eq!(stats.key_epochs_installed, 0),
+        }
+        sub.stop().await;
+    }
+    // Everything went out as datagrams of at most one Ethernet MTU.
+    let workers = tp.publisher().worker_stats();
+    let sent: u64 = workers.iter().map(|w| w.datagrams_sent).sum();
+    let bytes: u64 = workers.iter().map(|w| w.bytes_sent).sum();
+    assert!(sent > 0);
+    assert!(
+        bytes / sent + 28 <= 1500,
+        "mean datagram {} bytes",
+        bytes / sent
+    );
+    tp.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn periodic_key_rotation_loses_nothing() {
+    let mut tp = publisher(Some(Duration::from_millis(300))).await;
+    tp.stream(PERIOD, 0);
+    let mut sub = Subscriber::start(udp_config(&tp, UdpCipherChoice::AesGcm));
+    // 600 frames at 5 ms: three seconds, about ten rotations.
+    let (got, end) = receive_window(&tp, &mut sub, 600).await;
+    let frames = check_window(&tp, &got, end, None).unwrap();
+    assert!(frames >= 600, "only {frames} frames");
+    let stats = sub.stats();
+    assert!(
+        stats.key_epochs_installed >= 5,
+        "too few rotations: {stats:?}"
+    );
+    assert_eq!(stats.auth_failures, 0, "{stats:?}");
+    assert_eq!(stats.replays, 0, "{stats:?}");
+    let rotations: u64 = tp
+        .publisher()
+        .subscription_stats()
+        .iter()
+        .map(|(_, s)| s.key_rotations)
+        .sum();
+    assert!(rotations >= 4, "publisher switched keys {rotations} times");
+    sub.stop().await;
+    tp.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_cipher_keys_from_the_subscriber_installs_a_new_epoch() {
+    let mut tp = publisher(None).await;
+    tp.stream(PERIOD, 0);
+    let mut sub = Subscriber::start(udp_config(&tp, UdpCipherChoice::AesGcm));
+    let (got, end) = receive_window(&tp, &mut sub, 20).await;
+    check_window(&tp, &got, end, None).unwrap();
+    assert_eq!(sub.stats().key_epochs_installed, 1);
+    sub.rotate_cipher_keys();
+    let (got, end) = receive_window(&tp, &mut sub, 200).await;
+    check_window(&tp, &got, end, None).unwrap();
+    let stats = sub.stats();
+    assert_eq!(stats.key_epochs_installed, 2, "{stats:?}");
+    assert_eq!(stats.auth_failures, 0, "{stats:?}");
+    sub.stop().await;
+    tp.shutdown().await;
+}
