@@ -116,6 +116,15 @@ fn issued(ca: &Made, cn: &str, from_days: i64, to_days: i64) -> Made {
     Made { cert, key }
 }
 
+/// Issued by `ca` for TLS *server* use only (extended key usage serverAuth, no clientAuth).
+fn issued_server_only(ca: &Made, cn: &str) -> Made {
+    let key = KeyPair::generate().unwrap();
+    let mut p = params(cn, -1, 30);
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = p.signed_by(&key, &ca.cert, &ca.key).unwrap();
+    Made { cert, key }
+}
+
 fn crl_revoking(ca: &Made, revoked: &Made) -> CertificateRevocationListDer<'static> {
     let now = OffsetDateTime::now_utc();
     let crl = CertificateRevocationListParams {
@@ -149,6 +158,7 @@ struct Pki {
     ca_expired: Made,
     ca_not_yet_valid: Made,
     ca_revoked: Made,
+    ca_server_only: Made,
     rogue_issued: Made,
 }
 
@@ -167,6 +177,7 @@ impl Pki {
             ca_expired: issued(&ca, "ca-sub-expired", -30, -1),
             ca_not_yet_valid: issued(&ca, "ca-sub-future", 2, 30),
             ca_revoked: issued(&ca, "ca-sub-revoked", -1, 30),
+            ca_server_only: issued_server_only(&ca, "ca-sub-server-only"),
             rogue_issued: issued(&rogue_ca, "sub-good", -1, 30),
             ca,
         }
@@ -336,11 +347,11 @@ fn client_hello(version: u16) -> Vec<u8> {
 // ---------------------------------------------------------------------------------------------
 // Probing
 
-static NEXT_SOURCE: AtomicU8 = AtomicU8::new(10);
+static NEXT_SOURCE: AtomicU8 = AtomicU8::new(0);
 
 /// A TCP connection from a loopback source address no other probe uses.
 async fn connect_from_fresh_source(addr: SocketAddr) -> TcpStream {
-    let n = NEXT_SOURCE.fetch_add(1, Ordering::Relaxed);
+    let n = 10 + NEXT_SOURCE.fetch_add(1, Ordering::Relaxed) % 240;
     let socket = TcpSocket::new_v4().unwrap();
     socket.bind(SocketAddr::from(([127, 0, 0, n], 0))).unwrap();
     tokio::time::timeout(Duration::from_secs(5), socket.connect(addr))
@@ -639,6 +650,12 @@ fn ca_mode_cases(pki: &Pki) -> Vec<Case> {
             client: pki.client(Some(&pki.ca_not_yet_valid)),
             reason: "not yet valid",
             fingerprint: fp(&pki.ca_not_yet_valid),
+        },
+        Case {
+            name: "wrong key usage (server-only certificate)",
+            client: pki.client(Some(&pki.ca_server_only)),
+            reason: "wrong key usage",
+            fingerprint: fp(&pki.ca_server_only),
         },
         Case {
             name: "revoked",

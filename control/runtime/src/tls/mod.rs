@@ -26,8 +26,10 @@ pub const DEFAULT_TLS_PORT: u16 = 7167;
 /// `sttp serve --tls` listens here unless told otherwise.
 pub const DEFAULT_TLS_LISTEN: &str = "127.0.0.1:7167";
 /// Time a peer has from TCP accept to a completed TLS handshake; a stalled or half-open
-/// handshake is closed after it so it cannot hold a connection slot.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// handshake is closed after it so it cannot hold a connection slot. Shorter than the
+/// listener's overall transport limit (10 s by default) so that a stalled handshake is logged
+/// here, as a security event with its reason.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// TLS 1.3 and 1.2; nothing older (test-plan T7 refuses TLS 1.0/1.1 hellos).
 pub(crate) static VERSIONS: &[&SupportedProtocolVersion] =

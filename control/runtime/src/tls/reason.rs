@@ -1,8 +1,8 @@
 //! Why a TLS handshake failed, in the words the security log uses (test-plan T7/T16: one event
 //! per failure with peer, fingerprint and reason). The leading phrase of each reason is stable —
 //! "no client certificate", "certificate not pinned", "unknown CA", "expired", "not yet valid",
-//! "revoked", "bad signature", "protocol version", "not TLS", "handshake timeout" — so operators
-//! and tests can match on it.
+//! "revoked", "wrong key usage", "bad signature", "protocol version", "not TLS", "handshake
+//! timeout" — so operators and tests can match on it.
 
 use rustls::{CertificateError, Error, PeerIncompatible};
 
