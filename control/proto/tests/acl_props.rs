@@ -52,7 +52,10 @@ impl M {
 }
 
 /// Filter expressions with the predicate they mean, so the oracle never runs the filter engine.
-const FILTERS: [(&str, fn(&M, &str) -> bool); 7] = [
+/// What a filter means for a measurement and its point tag.
+type Meaning = fn(&M, &str) -> bool;
+
+const FILTERS: [(&str, Meaning); 7] = [
     ("SignalType = 'FREQ'", |m, _| KINDS[m.kind] == "FREQ"),
     ("SignalType IN ('VPHM', 'VPHA')", |m, _| {
         matches!(KINDS[m.kind], "VPHM" | "VPHA")

@@ -120,7 +120,7 @@ impl Identity {
             true
         } else {
             let fp = who.fingerprint_sha256.as_deref().map(normalise_fingerprint);
-            let by_fp = fp.is_some_and(|fp| self.fingerprints.iter().any(|f| *f == fp));
+            let by_fp = fp.is_some_and(|fp| self.fingerprints.contains(&fp));
             let by_cn = who
                 .common_name
                 .as_deref()
