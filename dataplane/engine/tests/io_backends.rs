@@ -340,3 +340,87 @@ fn batch_iteration_matches_what_was_pushed() {
         assert!(g.count == 1 || g.len <= io::MAX_GROUP_BYTES);
     }
 }
+
+/// GSO segments over the path MTU make the kernel answer `EINVAL`: the backend resends that group
+/// as plain datagrams, keeps GSO for smaller segments, and loses nothing. Runs in a private
+/// network namespace (made by `unshare` on a thread of its own, gone when the thread ends) whose
+/// loopback has a 1500-byte MTU.
+#[test]
+fn gso_over_the_mtu_falls_back_to_plain_datagrams() {
+    let outcome = std::thread::spawn(|| {
+        // Safety: `unshare` only changes this thread's network namespace; no memory is passed.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            return Err(format!("unshare: {}", std::io::Error::last_os_error()));
+        }
+        // Safety: `gettid` has no arguments and cannot fail.
+        let tid = unsafe { libc::gettid() };
+        let ns = format!("--net=/proc/{}/task/{tid}/ns/net", std::process::id());
+        let status = std::process::Command::new("nsenter")
+            .args([ns.as_str(), "ip", "link", "set", "lo", "mtu", "1500", "up"])
+            .status()
+            .map_err(|e| format!("nsenter: {e}"))?;
+        if !status.success() {
+            return Err(format!("nsenter ip link: {status}"));
+        }
+        for choice in [BackendChoice::Sendmmsg, BackendChoice::IoUring] {
+            let rx = receiver("127.0.0.1:0").unwrap();
+            let dest = rx.local_addr().unwrap();
+            let mut backend = open(choice, true);
+            let mut out = OutDatagrams::new();
+            let mut want = Vec::new();
+            // Turn 1: 3000-byte segments (over the MTU: EINVAL, then plain and fragmented).
+            // Turn 2: 1400-byte segments, still with GSO.
+            for (turn, len) in [(0u32, 3000usize), (1, 1400)] {
+                for i in 0..10 {
+                    let d = datagram(0, turn * 100 + i, len);
+                    out.push(dest, &d);
+                    want.push(d);
+                }
+                let report = backend.send(&mut out);
+                assert_eq!(
+                    (report.datagrams, report.errors),
+                    (10, 0),
+                    "{choice}: {report:?}"
+                );
+                assert!(backend.gso(), "{choice}: GSO stays on for smaller segments");
+            }
+            let mut got = Vec::new();
+            receive(&rx, want.len(), &mut got);
+            assert_eq!(got, want, "{choice}");
+
+            // One batch: a new too-large segment size (2000) between two GSO groups. Every
+            // datagram arrives; sendmmsg resends in place, so the order holds too.
+            let mut want = Vec::new();
+            for (base, len) in [(300u32, 1400usize), (400, 2000), (500, 1000)] {
+                for i in 0..5 {
+                    let d = datagram(0, base + i, len);
+                    out.push(dest, &d);
+                    want.push(d);
+                }
+            }
+            let report = backend.send(&mut out);
+            assert_eq!(
+                (report.datagrams, report.errors),
+                (15, 0),
+                "{choice}: {report:?}"
+            );
+            let mut got = Vec::new();
+            receive(&rx, want.len(), &mut got);
+            if choice == BackendChoice::Sendmmsg {
+                assert_eq!(got, want, "{choice}");
+            } else {
+                got.sort();
+                want.sort();
+                assert_eq!(got, want, "{choice}");
+            }
+            assert!(backend.gso());
+        }
+        Ok(())
+    })
+    .join()
+    .unwrap();
+    if let Err(why) = outcome {
+        // Needs root (CAP_SYS_ADMIN) and nsenter/ip; say so instead of failing elsewhere.
+        eprintln!("skipped: no private network namespace here ({why})");
+    }
+}

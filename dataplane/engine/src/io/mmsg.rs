@@ -16,7 +16,6 @@ pub struct MmsgBackend {
     sockets: Sockets,
     gso: GsoState,
     msgs: Vec<Message>,
-    retry: Vec<Message>,
     arena: MsgArena,
     mmsgs: Vec<libc::mmsghdr>,
 }
@@ -32,21 +31,15 @@ impl MmsgBackend {
             sockets: Sockets::new(send_buffer),
             gso: GsoState::new(gso),
             msgs: Vec::new(),
-            retry: Vec::new(),
             arena: MsgArena::default(),
             mmsgs: Vec::new(),
         }
     }
 
-    /// Sends `msgs` in order, stopping at a full socket buffer. Failed GSO messages that should
-    /// be retried plain are appended to `retry`. Returns false once the socket buffer was full.
-    fn send_messages(
-        &mut self,
-        buf: &[u8],
-        msgs: &[Message],
-        retry: &mut Vec<Message>,
-        report: &mut SendReport,
-    ) -> bool {
+    /// Sends `msgs` in order, stopping at a full socket buffer. A GSO message the kernel refuses
+    /// for its segment size is resent at once as plain datagrams, before the next message, so
+    /// the order per destination holds. Returns false once the socket buffer was full.
+    fn send_messages(&mut self, buf: &[u8], msgs: &[Message], report: &mut SendReport) -> bool {
         let mut i = 0;
         while let Some(first) = msgs.get(i) {
             let family = first.family();
@@ -101,13 +94,21 @@ impl MmsgBackend {
                         }
                         return false;
                     }
+                    i += 1;
                     match m.segment {
                         Some(segment) if self.gso.on_error(errno, usize::from(segment)) => {
-                            m.split_plain(retry)
+                            // Plain messages never come back here: the recursion is one deep.
+                            let mut plain = Vec::with_capacity(m.datagrams);
+                            m.split_plain(&mut plain);
+                            if !self.send_messages(buf, &plain, report) {
+                                for rest in msgs.get(i..).unwrap_or(&[]) {
+                                    socket::count_failed(report, rest, libc::EAGAIN);
+                                }
+                                return false;
+                            }
                         }
                         _ => socket::count_failed(report, m, errno),
                     }
-                    i += 1;
                 }
             }
         }
@@ -138,24 +139,9 @@ impl UdpBackend for MmsgBackend {
     fn send(&mut self, out: &mut OutDatagrams) -> SendReport {
         let mut report = SendReport::default();
         let mut msgs = std::mem::take(&mut self.msgs);
-        let mut retry = std::mem::take(&mut self.retry);
-        retry.clear();
         socket::plan(out, &self.gso, &mut msgs, &mut report);
-        let room = self.send_messages(out.buffer(), &msgs, &mut retry, &mut report);
-        if !retry.is_empty() {
-            let plain = std::mem::take(&mut retry);
-            if room {
-                let mut again = Vec::new();
-                self.send_messages(out.buffer(), &plain, &mut again, &mut report);
-            } else {
-                for m in &plain {
-                    socket::count_failed(&mut report, m, libc::EAGAIN);
-                }
-            }
-            retry = plain;
-        }
+        self.send_messages(out.buffer(), &msgs, &mut report);
         self.msgs = msgs;
-        self.retry = retry;
         out.clear();
         report
     }

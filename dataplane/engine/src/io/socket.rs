@@ -107,8 +107,9 @@ pub(crate) fn probe_gso(family: Family) -> io::Result<()> {
 /// Whether GSO is in use, and for which segment sizes.
 ///
 /// GSO can fail per send for reasons the socket option probe cannot see: `EIO` when the egress
-/// device cannot checksum-offload (then GSO is switched off), `EINVAL` when a segment plus headers
-/// exceeds the path MTU (then segments of that size and larger go out plain from now on).
+/// device cannot checksum-offload (then GSO is switched off), `EMSGSIZE` (IP append path) or
+/// `EINVAL` (`udp_send_skb`) when a segment plus headers exceeds the path MTU (then segments of
+/// that size and larger go out plain from now on).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct GsoState {
     enabled: bool,
@@ -116,7 +117,7 @@ pub(crate) struct GsoState {
     max_segment: usize,
 }
 
-/// Below this segment size, GSO stops paying off; an `EINVAL` that pushes the limit this low
+/// Below this segment size, GSO stops paying off; an MTU error that pushes the limit this low
 /// switches GSO off.
 const MIN_GSO_SEGMENT: usize = 256;
 
@@ -144,15 +145,15 @@ impl GsoState {
                 tracing::warn!("UDP GSO send failed with EIO (no checksum offload on the egress device); sending plain datagrams from now on");
                 true
             }
-            libc::EINVAL => {
+            libc::EINVAL | libc::EMSGSIZE => {
                 self.max_segment = segment.saturating_sub(1).min(self.max_segment);
                 if self.max_segment < MIN_GSO_SEGMENT {
                     self.enabled = false;
                     tracing::warn!(
-                        "UDP GSO send of {segment}-byte segments failed with EINVAL; GSO off"
+                        "UDP GSO send of {segment}-byte segments failed with errno {errno}; GSO off"
                     );
                 } else {
-                    tracing::warn!("UDP GSO send of {segment}-byte segments failed with EINVAL (segment over the path MTU?); segments of {segment} bytes and more go out plain");
+                    tracing::warn!("UDP GSO send of {segment}-byte segments failed with errno {errno} (segment over the path MTU); segments of {segment} bytes and more go out plain");
                 }
                 true
             }
@@ -412,13 +413,14 @@ mod tests {
         assert!(msgs.iter().all(|m| m.segment.is_none() && m.datagrams == 1));
 
         let mut gso = GsoState::new(true);
+        assert!(gso.on_error(libc::EMSGSIZE, 1200));
         assert!(gso.on_error(libc::EINVAL, 1000));
         assert!(gso.enabled());
         plan(&out, &gso, &mut msgs, &mut report);
         assert_eq!(
             msgs.len(),
             5,
-            "1000-byte segments go out plain after EINVAL"
+            "1000-byte segments go out plain after an MTU error"
         );
         assert!(gso.on_error(libc::EIO, 500));
         assert!(!gso.enabled());

@@ -99,6 +99,10 @@ impl UringBackend {
 
     /// Sends `msgs` in order, in chunks of one ring. Failed GSO messages to retry plain go to
     /// `retry`. Returns false once a socket buffer was full (the rest is counted as would_block).
+    ///
+    /// Unlike `sendmmsg`, the messages after a refused GSO message in the same chunk are already
+    /// sent when its CQE says so; its plain resend therefore arrives after them. This happens
+    /// once per too-large segment size (the GSO state then plans such groups plain).
     fn send_messages(
         &mut self,
         buf: &[u8],
@@ -120,10 +124,14 @@ impl UringBackend {
             i = end;
 
             self.fds.clear();
+            let mut logged = false;
             for m in chunk {
                 let fd = self.sockets.fd(m.family());
                 if let Err(e) = &fd {
-                    tracing::warn!("no UDP socket for {}: {e}", m.dest);
+                    if !logged {
+                        tracing::warn!("no UDP socket for {}: {e}", m.dest);
+                        logged = true;
+                    }
                 }
                 self.fds.push(fd.ok());
             }
