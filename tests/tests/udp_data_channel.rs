@@ -125,3 +125,37 @@ async fn rotate_cipher_keys_from_the_subscriber_installs_a_new_epoch() {
     sub.stop().await;
     tp.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_cbc_keys_rotate_under_load_without_loss() {
+    // GSF-compatible keys (wire.md §8) are normally offered only on TLS connections; `Always`
+    // offers them on this plain-TCP test publisher.
+    let mut tp = TestPublisher::start_with(
+        PublisherConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            key_rotation: Some(Duration::from_millis(300)),
+            legacy_cipher_keys: sttp_control::server::LegacyCipherKeys::Always,
+            ..PublisherConfig::default()
+        },
+        SIGNALS,
+    )
+    .await;
+    tp.stream(PERIOD, 0);
+    // A subscriber that does not ask for our extension, as a stock one would.
+    let mut sub = Subscriber::start(udp_config(&tp, UdpCipherChoice::None));
+    let (got, end) = receive_window(&tp, &mut sub, 600).await;
+    let frames = check_window(&tp, &got, end, None).unwrap();
+    assert!(frames >= 600, "only {frames} frames");
+    let stats = sub.stats();
+    assert!(stats.key_epochs_installed >= 5, "{stats:?}");
+    assert_eq!(stats.decode_errors, 0, "{stats:?}");
+    let rotations: u64 = tp
+        .publisher()
+        .subscription_stats()
+        .iter()
+        .map(|(_, s)| s.key_rotations)
+        .sum();
+    assert!(rotations >= 4, "publisher switched keys {rotations} times");
+    sub.stop().await;
+    tp.shutdown().await;
+}

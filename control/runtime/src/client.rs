@@ -401,14 +401,19 @@ where
     let mut last_data = Instant::now();
     let mut watchdog = tokio::time::interval(Duration::from_millis(500));
     let mut subscribed = false;
-    let mut seen_dropped = 0;
+    let (mut seen_dropped, mut seen_key_updates) = (0, 0);
     loop {
-        let dropped = session.stats().dropped_packets;
-        st.counters.decode_errors.fetch_add(
-            dropped.saturating_sub(seen_dropped),
-            std::sync::atomic::Ordering::Relaxed,
+        let stats = session.stats();
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        st.counters
+            .decode_errors
+            .fetch_add(stats.dropped_packets.saturating_sub(seen_dropped), relaxed);
+        // GSF-compatible keys (UpdateCipherKeys) count as installed keys too.
+        st.counters.key_epochs_installed.fetch_add(
+            stats.cipher_key_updates.saturating_sub(seen_key_updates),
+            relaxed,
         );
-        seen_dropped = dropped;
+        (seen_dropped, seen_key_updates) = (stats.dropped_packets, stats.cipher_key_updates);
         if let Some(end) = drain(
             &mut session,
             &mut wr,

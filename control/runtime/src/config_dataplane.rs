@@ -2,6 +2,7 @@
 //! sendmmsg, GSO, socket buffer), datagram sizing (MTU), the flush deadline, pinning, and the
 //! key-rotation period of authenticated UDP data channels.
 
+use crate::server::LegacyCipherKeys;
 use serde::Deserialize;
 use std::time::Duration;
 use sttp_dataplane::engine::{MAX_MTU, MIN_MTU};
@@ -30,6 +31,9 @@ pub struct DataPlaneConfig {
     /// Seconds between automatic key rotations on authenticated UDP data channels (0 = only
     /// when the subscriber asks).
     pub key_rotation_secs: u64,
+    /// When stock subscribers' UDP data channels get GSF-compatible AES-256-CBC keys:
+    /// `when-tls` (default), `off`, or `always` (keys in the clear on plain TCP: testing only).
+    pub legacy_cipher_keys: LegacyCipherKeys,
 }
 
 impl Default for DataPlaneConfig {
@@ -45,6 +49,7 @@ impl Default for DataPlaneConfig {
             pin_workers: true,
             queue_depth: engine.queue_depth,
             key_rotation_secs: 600,
+            legacy_cipher_keys: LegacyCipherKeys::default(),
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::metadata::{self, xml};
 use crate::opmodes::OperationalModes;
 use crate::response::{code as rsp, encode_response};
 use crate::sic::{SignalIndexCache, SignalIndexEntry};
-use crate::{filter, gzip};
+use crate::{ext, filter, gzip};
 use std::collections::VecDeque;
 use uuid::Uuid;
 
@@ -53,6 +53,12 @@ pub enum PublisherOutput {
     },
     /// Stop publishing to the subscriber (Unsubscribe).
     Deactivate,
+    /// A UDP subscription from a subscriber that did not ask for our authenticated extension,
+    /// on a session the runtime offers GSF-compatible keys to
+    /// ([`PublisherSession::set_legacy_cipher_keys_offered`]): send UpdateCipherKeys (wire.md §8)
+    /// before the next `Send` and seal its datagrams with AES-256-CBC. Emitted before the
+    /// subscription's signal index cache.
+    StartLegacyCipherKeys,
     /// The subscriber asked for new data-channel keys (RotateCipherKeys, 0x04); only emitted
     /// while the runtime says keys are in use ([`PublisherSession::set_cipher_keys_in_use`]).
     RotateCipherKeys,
@@ -113,6 +119,7 @@ pub struct PublisherSession {
     current_index: u8,
     subscribed: bool,
     cipher_keys_in_use: bool,
+    legacy_cipher_keys_offered: bool,
     bad_commands: u32,
     out: VecDeque<PublisherOutput>,
 }
@@ -129,6 +136,7 @@ impl PublisherSession {
             current_index: 1,
             subscribed: false,
             cipher_keys_in_use: false,
+            legacy_cipher_keys_offered: false,
             bad_commands: 0,
             out: VecDeque::new(),
         }
@@ -173,6 +181,13 @@ impl PublisherSession {
     /// RotateCipherKeys command is honoured or refused.
     pub fn set_cipher_keys_in_use(&mut self, in_use: bool) {
         self.cipher_keys_in_use = in_use;
+    }
+
+    /// Whether UDP subscriptions that do not ask for our authenticated extension get
+    /// GSF-compatible AES-256-CBC keys (the runtime offers them on TLS-authenticated
+    /// connections, where the keys are not sent in the clear).
+    pub fn set_legacy_cipher_keys_offered(&mut self, offered: bool) {
+        self.legacy_cipher_keys_offered = offered;
     }
 
     /// Answers a user command with a user response (0xE0–0xEF).
@@ -343,6 +358,15 @@ impl PublisherSession {
                     })
                     .unwrap_or_default();
                 self.subscribed = true;
+                // Legacy data-channel keys go out before the signal index cache, as gsfapi
+                // sends them, so a stock subscriber holds them before any datagram can arrive
+                // (data waits for the cache; wire.md §5, §8).
+                if data_channel.is_some()
+                    && self.legacy_cipher_keys_offered
+                    && ext::requested_udp_cipher(&pending.settings.extra).is_none()
+                {
+                    self.out.push_back(PublisherOutput::StartLegacyCipherKeys);
+                }
                 self.install(pending);
                 let message = match data_channel {
                     // TSSC state cannot survive datagram loss: stock publishers fall back to

@@ -19,6 +19,7 @@ use crate::sic::SignalIndexCache;
 use crate::{command::code as cmd, gzip, payloads};
 use std::collections::VecDeque;
 use sttp_wire::compact::{self, BaseTimes, CompactOptions};
+use sttp_wire::legacy_cbc::{self, LegacyKeys};
 use sttp_wire::packet::DataPacketHeader;
 use sttp_wire::tssc::{self, PacketOutcome};
 use sttp_wire::Measurement;
@@ -155,6 +156,8 @@ pub struct SubscriberStats {
     pub dropped_packets: u64,
     /// Measurements whose runtime ID was not in the cache.
     pub unknown_ids: u64,
+    /// UpdateCipherKeys received and installed.
+    pub cipher_key_updates: u64,
 }
 
 /// Subscriber side of one session.
@@ -164,6 +167,8 @@ pub struct SubscriberSession {
     modes: OperationalModes,
     slots: [Option<CacheSlot>; 2],
     base_times: Option<BaseTimes>,
+    /// GSF-compatible data-channel keys (wire.md §8), once the publisher sent them.
+    legacy_keys: Option<LegacyKeys>,
     subscribed: bool,
     stats: SubscriberStats,
     scratch: Vec<Measurement>,
@@ -181,6 +186,7 @@ impl SubscriberSession {
             subscribed: false,
             stats: SubscriberStats::default(),
             scratch: Vec::new(),
+            legacy_keys: None,
             out: VecDeque::new(),
         }
     }
@@ -305,7 +311,7 @@ impl SubscriberSession {
 
     fn handle_response(&mut self, code: u8, command: u8, payload: &[u8]) {
         match code {
-            rsp::DATA_PACKET => self.data_packet(payload),
+            rsp::DATA_PACKET => self.data_packet(command, payload),
             rsp::SUCCEEDED if command == cmd::METADATA_REFRESH => self.metadata(payload),
             rsp::SUCCEEDED => {
                 let message = decode_message(payload, self.config.encoding);
@@ -343,10 +349,23 @@ impl SubscriberSession {
                 command,
                 data: payload.to_vec(),
             }),
-            rsp::UPDATE_CIPHER_KEYS | rsp::BUFFER_BLOCK => self.warn(format!(
+            rsp::UPDATE_CIPHER_KEYS => self.cipher_keys(payload),
+            rsp::BUFFER_BLOCK => self.warn(format!(
                 "response 0x{code:02X} is not supported by this subscriber; ignored"
             )),
             other => self.warn(format!("unknown response code 0x{other:02X} ignored")),
+        }
+    }
+
+    /// UpdateCipherKeys (wire.md §8): from now on every DataPacket is AES-256-CBC encrypted
+    /// with the set its flag 0x04 names. Confidentiality only: the mode has no integrity.
+    fn cipher_keys(&mut self, payload: &[u8]) {
+        match payloads::CipherKeys::decode(payload).and_then(|k| k.to_legacy()) {
+            Ok(keys) => {
+                self.legacy_keys = Some(keys);
+                self.stats.cipher_key_updates += 1;
+            }
+            Err(e) => self.warn(format!("bad UpdateCipherKeys: {}", e.failed_message())),
         }
     }
 
@@ -415,7 +434,30 @@ impl SubscriberSession {
         }
     }
 
-    fn data_packet(&mut self, payload: &[u8]) {
+    fn data_packet(&mut self, command: u8, payload: &[u8]) {
+        if let Some(keys) = &self.legacy_keys {
+            // The legacy cipher works on the whole response body (its length changes).
+            let mut body = Vec::with_capacity(payload.len() + 6);
+            body.extend_from_slice(&[rsp::DATA_PACKET, command]);
+            body.extend_from_slice(&(payload.len() as i32).to_be_bytes());
+            body.extend_from_slice(payload);
+            match legacy_cbc::decrypt_data_packet(&body, keys) {
+                Ok(plain) => {
+                    let inner = plain
+                        .get(sttp_wire::frame::RESPONSE_HEADER_LEN..)
+                        .unwrap_or_default();
+                    return self.decode_data_packet(inner);
+                }
+                Err(e) => {
+                    self.stats.dropped_packets += 1;
+                    return self.warn(format!("data packet could not be decrypted: {e}"));
+                }
+            }
+        }
+        self.decode_data_packet(payload)
+    }
+
+    fn decode_data_packet(&mut self, payload: &[u8]) {
         let (header, body) = match DataPacketHeader::decode(payload) {
             Ok(x) => x,
             Err(e) => {

@@ -6,6 +6,7 @@ use super::budget::{BudgetSink, SessionBudget, FRAMES_PER_TURN, READ_BUF_MAX, RE
 use super::data_channel::{DataChannel, Effects};
 use super::limits::Fault;
 use super::transport::BoxedStream;
+use super::LegacyCipherKeys;
 use super::{
     read, Shared, CONTROL_SEND_TIMEOUT, FIRST_FRAME_LIMIT, HANDSHAKE_TIMEOUT, KEEPALIVE,
     MAX_COMMAND_FRAME,
@@ -32,8 +33,19 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// Queues the data channel's responses on the session and logs its lines.
-fn apply_effects(session: &mut PublisherSession, peer: SocketAddr, fx: Effects) {
+/// Writes the data channel's frames, queues its responses on the session and logs its lines;
+/// `Err` when the subscriber's queue stays full.
+async fn apply_effects(
+    session: &mut PublisherSession,
+    peer: SocketAddr,
+    tx: &mpsc::Sender<Vec<u8>>,
+    fx: Effects,
+) -> Result<(), String> {
+    for frame in fx.frames {
+        if tx.send_timeout(frame, CONTROL_SEND_TIMEOUT).await.is_err() {
+            return Err("slow consumer: response queue full".into());
+        }
+    }
     if let Some(in_use) = fx.keys_in_use {
         session.set_cipher_keys_in_use(in_use);
     }
@@ -43,6 +55,7 @@ fn apply_effects(session: &mut PublisherSession, peer: SocketAddr, fx: Effects) 
     for line in fx.logs {
         tracing::info!(%peer, "{line}");
     }
+    Ok(())
 }
 
 pub(super) async fn serve_connection(
@@ -81,11 +94,16 @@ pub(super) async fn serve_connection(
     let handle: SubscriptionHandle = shared.engine.add_subscription(SubscriptionSpec {
         sink: Box::new(BudgetSink::new(ChannelSink(tx.clone()), budget.clone())),
     });
-    shared
-        .subscriptions
-        .write()
-        .unwrap_or_else(|e| e.into_inner())
-        .push((peer, Arc::downgrade(handle.stats())));
+    {
+        let mut subs = shared
+            .subscriptions
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        // Forget closed sessions here too, not only when someone asks for the stats: each
+        // Weak keeps its stats allocation, so the list would otherwise grow with every connect.
+        subs.retain(|(_, w)| w.strong_count() > 0);
+        subs.push((peer, Arc::downgrade(handle.stats())));
+    }
     let mut session = PublisherSession::new(PublisherSessionConfig {
         subscriber_id: Uuid::new_v4(),
         publisher_name: shared.config.name.clone(),
@@ -101,6 +119,11 @@ pub(super) async fn serve_connection(
     tokio::pin!(handshake);
     let mut config_changed = shared.config_changed.subscribe();
     let mut channel = DataChannel::new(handle, peer, shared.config.key_rotation);
+    session.set_legacy_cipher_keys_offered(match shared.config.legacy_cipher_keys {
+        LegacyCipherKeys::Off => false,
+        LegacyCipherKeys::WhenTls => identity.certificate.is_some(),
+        LegacyCipherKeys::Always => true,
+    });
     let reason = 'conn: loop {
         tokio::select! {
             _ = shutdown.changed() => break 'conn "publisher shutting down".to_string(),
@@ -117,7 +140,9 @@ pub(super) async fn serve_connection(
             _ = keepalive.tick() => session.handle_keepalive(),
             _ = sleep_until(channel.next_wakeup()) => {
                 let fx = channel.tick(Instant::now());
-                apply_effects(&mut session, peer, fx);
+                if let Err(reason) = apply_effects(&mut session, peer, &tx, fx).await {
+                        break 'conn reason;
+                    }
             }
             Ok(()) = config_changed.changed() => session.notify_configuration_changed(),
             // Buffered frames go first; reading resumes once they are handled, so a burst of
@@ -198,17 +223,29 @@ pub(super) async fn serve_connection(
                     modes,
                 } => {
                     let fx = channel.activate(routes, cache_index, settings, modes, Instant::now());
-                    apply_effects(&mut session, peer, fx);
+                    if let Err(reason) = apply_effects(&mut session, peer, &tx, fx).await {
+                        break 'conn reason;
+                    }
                 }
                 PublisherOutput::Deactivate => channel.deactivate(),
                 PublisherOutput::ProcessingInterval(ms) => channel.processing_interval(ms),
+                PublisherOutput::StartLegacyCipherKeys => {
+                    let fx = channel.start_legacy(Instant::now());
+                    if let Err(reason) = apply_effects(&mut session, peer, &tx, fx).await {
+                        break 'conn reason;
+                    }
+                }
                 PublisherOutput::RotateCipherKeys => {
                     let fx = channel.rotate(Instant::now());
-                    apply_effects(&mut session, peer, fx);
+                    if let Err(reason) = apply_effects(&mut session, peer, &tx, fx).await {
+                        break 'conn reason;
+                    }
                 }
                 PublisherOutput::UserCommand { code, data } => {
                     if let Some(fx) = channel.user_command(code, &data, Instant::now()) {
-                        apply_effects(&mut session, peer, fx);
+                        if let Err(reason) = apply_effects(&mut session, peer, &tx, fx).await {
+                            break 'conn reason;
+                        }
                         continue;
                     }
                     let handler = read(&shared.user_commands);

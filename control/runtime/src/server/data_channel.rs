@@ -5,15 +5,25 @@
 //!
 //! With an encrypted data channel nothing is routed before the subscriber has confirmed its
 //! first key, so not one datagram is sealed under a key it does not hold.
+//!
+//! Stock subscribers on a TLS-authenticated connection can instead get GSF-compatible
+//! AES-256-CBC keys (UpdateCipherKeys, wire.md §8): confidentiality only, no integrity. Those
+//! keys go out before the subscription's signal index cache, and a rotation switches to the set
+//! the subscriber already holds (regenerate the current set, flip the index), so no rotation
+//! loses a datagram either.
 
 use super::data_keys::{Announcement, DataChannelKeys};
 use super::settings::encoder_settings;
+use ring::rand::SystemRandom;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use sttp_dataplane::{Delivery, SubscriptionHandle};
 use sttp_proto::connstr::SubscriptionSettings;
 use sttp_proto::ext::{self, ExtMessage, UdpCipher};
 use sttp_proto::opmodes::OperationalModes;
+use sttp_proto::payloads::CipherKeys;
+use sttp_proto::response::{code as rsp, encode_response};
+use sttp_wire::legacy_cbc::{self, LegacyKeys};
 
 /// One activation, kept to re-apply a new processing interval or to run once keys are in.
 #[derive(Debug, Clone)]
@@ -27,6 +37,8 @@ struct Activation {
 /// What the connection must do after an event.
 #[derive(Debug, Default)]
 pub(super) struct Effects {
+    /// Whole response frames to write to the command channel before anything else queued.
+    pub frames: Vec<Vec<u8>>,
     /// User responses (code, in-response-to, data) to send on the command channel, in order.
     pub responses: Vec<(u8, u8, Vec<u8>)>,
     /// Lines for the log.
@@ -45,6 +57,8 @@ pub(super) struct DataChannel {
     deferred: Option<Activation>,
     keys: Option<DataChannelKeys>,
     rotation: Option<Duration>,
+    /// GSF-compatible keys in use, and when they rotate next.
+    legacy: Option<(LegacyKeys, Option<Instant>)>,
 }
 
 impl DataChannel {
@@ -57,6 +71,7 @@ impl DataChannel {
             deferred: None,
             keys: None,
             rotation,
+            legacy: None,
         }
     }
 
@@ -197,9 +212,55 @@ impl DataChannel {
         Some(fx)
     }
 
+    /// Starts GSF-compatible keys for a stock subscriber's UDP data channel (once).
+    pub fn start_legacy(&mut self, now: Instant) -> Effects {
+        let mut fx = Effects::default();
+        if self.legacy.is_some() {
+            return fx;
+        }
+        match LegacyKeys::generate(&SystemRandom::new()) {
+            Ok(keys) => {
+                fx.frames.push(update_cipher_keys(&keys, CMD_SUBSCRIBE));
+                self.handle
+                    .set_sealer(Some(Box::new(CbcSealer(keys.clone()))));
+                self.legacy = Some((keys, self.rotation.map(|p| now + p)));
+                fx.keys_in_use = Some(true);
+                fx.logs.push(
+                    "UDP data channel encrypted with GSF-compatible AES-256-CBC keys (confidentiality only, no integrity)".into(),
+                );
+            }
+            Err(_) => fx
+                .logs
+                .push("the system random source failed; data channel left unencrypted".into()),
+        }
+        fx
+    }
+
+    fn rotate_legacy(&mut self, now: Instant, command: u8, fx: &mut Effects) {
+        let Some((keys, next)) = self.legacy.as_mut() else {
+            return;
+        };
+        match keys.rotate(&SystemRandom::new()) {
+            Ok(()) => {
+                *next = self.rotation.map(|p| now + p);
+                fx.frames.push(update_cipher_keys(keys, command));
+                self.handle
+                    .set_sealer(Some(Box::new(CbcSealer(keys.clone()))));
+                fx.logs.push(format!(
+                    "legacy cipher keys rotated: now key set {}",
+                    keys.index
+                ));
+            }
+            Err(_) => fx
+                .logs
+                .push("legacy key rotation failed: no randomness".into()),
+        }
+    }
+
     /// RotateCipherKeys from the subscriber.
     pub fn rotate(&mut self, now: Instant) -> Effects {
         let mut fx = Effects::default();
+        self.rotate_legacy(now, CMD_ROTATE_CIPHER_KEYS, &mut fx);
         if let Some(keys) = self.keys.as_mut() {
             match keys.rotate(now) {
                 Ok(a) => {
@@ -218,6 +279,14 @@ impl DataChannel {
     /// Periodic work: repeat an unconfirmed announcement, rotate on the period.
     pub fn tick(&mut self, now: Instant) -> Effects {
         let mut fx = Effects::default();
+        if self
+            .legacy
+            .as_ref()
+            .and_then(|(_, next)| *next)
+            .is_some_and(|t| now >= t)
+        {
+            self.rotate_legacy(now, CMD_SUBSCRIBE, &mut fx);
+        }
         if let Some(due) = self.keys.as_mut().and_then(|k| k.due(now)) {
             match due {
                 Ok(a) => fx.responses.push(announce(&a)),
@@ -229,7 +298,52 @@ impl DataChannel {
 
     /// When [`DataChannel::tick`] next has something to do.
     pub fn next_wakeup(&self) -> Option<Instant> {
-        self.keys.as_ref().and_then(DataChannelKeys::next_wakeup)
+        let gcm = self.keys.as_ref().and_then(DataChannelKeys::next_wakeup);
+        let cbc = self.legacy.as_ref().and_then(|(_, next)| *next);
+        match (gcm, cbc) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// Subscribe command code, which UpdateCipherKeys answers on a new subscription.
+const CMD_SUBSCRIBE: u8 = 0x02;
+/// RotateCipherKeys command code.
+const CMD_ROTATE_CIPHER_KEYS: u8 = 0x04;
+
+/// The UpdateCipherKeys frame for `keys` (wire.md §8).
+fn update_cipher_keys(keys: &LegacyKeys, command: u8) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(128);
+    encode_response(
+        &mut frame,
+        rsp::UPDATE_CIPHER_KEYS,
+        command,
+        &CipherKeys::from_legacy(keys).encode(),
+    );
+    frame
+}
+
+/// The worker-side sealer of the legacy cipher: encrypts each DataPacket with the current set.
+struct CbcSealer(LegacyKeys);
+
+impl sttp_dataplane::Sealer for CbcSealer {
+    fn seal(&mut self, body: &[u8], out: &mut Vec<u8>) -> bool {
+        match legacy_cbc::encrypt_data_packet(body, &self.0) {
+            Ok(sealed) => {
+                out.extend_from_slice(&sealed);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn overhead(&self) -> usize {
+        legacy_cbc::BLOCK_LEN
+    }
+
+    fn describe(&self) -> String {
+        format!("aes-256-cbc (legacy) key set {}", self.0.index)
     }
 }
 

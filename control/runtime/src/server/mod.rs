@@ -59,6 +59,24 @@ pub struct PublisherConfig {
     pub key_rotation: Option<Duration>,
     /// Subscriber access control; None serves every point to everyone ([`crate::access`]).
     pub access: Option<crate::access::AccessControl>,
+    /// When stock subscribers' UDP data channels get GSF-compatible AES-256-CBC keys.
+    pub legacy_cipher_keys: LegacyCipherKeys,
+}
+
+/// When a UDP subscription that did not ask for our authenticated extension gets
+/// GSF-compatible AES-256-CBC keys (UpdateCipherKeys, wire.md §8). That cipher gives
+/// confidentiality only — no integrity, no replay protection — and its keys travel on the
+/// command channel, so it is only worth anything when that channel is TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LegacyCipherKeys {
+    /// Never: stock subscribers get plaintext datagrams.
+    Off,
+    /// On TLS-authenticated connections (as gsfapi does).
+    #[default]
+    WhenTls,
+    /// Always, even on plain TCP where the keys travel in the clear (testing only).
+    Always,
 }
 
 impl Default for PublisherConfig {
@@ -73,6 +91,7 @@ impl Default for PublisherConfig {
             limits: Limits::default(),
             key_rotation: Some(Duration::from_secs(600)),
             access: None,
+            legacy_cipher_keys: LegacyCipherKeys::default(),
         }
     }
 }

@@ -85,6 +85,7 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_connections: config.max_connections,
             engine: config.dataplane.engine(config.workers)?,
             key_rotation: config.dataplane.key_rotation(),
+            legacy_cipher_keys: config.dataplane.legacy_cipher_keys,
             subscriber_queue_frames: config.subscriber_queue_frames,
             name: config.name.clone(),
             transport: crate::serve_tls::transport(&config)?,
