@@ -144,7 +144,12 @@ fn can_build() -> std::result::Result<(), String> {
     if euid != "0" {
         return Err(format!("not root (effective uid {euid})"));
     }
-    let probe = format!("stprobe-{}", std::process::id());
+    static PROBE: AtomicU32 = AtomicU32::new(0);
+    let probe = format!(
+        "stprobe-{}-{}",
+        std::process::id(),
+        PROBE.fetch_add(1, Ordering::Relaxed)
+    );
     let out = Command::new("ip")
         .args(["netns", "add", &probe])
         .output()
@@ -306,6 +311,12 @@ impl Topology {
                 &ROUTER_SUB_ADDR.to_string(),
             ],
         )?;
+        // One datagram per frame on every link, as on a real wire: without this a UDP GSO send
+        // crosses the veth and the router as one super-packet, so an nft rule would count and
+        // drop whole GSO trains instead of single datagrams.
+        for (ns, dev) in [(p, "stp0"), (r, "str0"), (r, "str1"), (s, "sts0")] {
+            run("ip", &["-n", ns, "link", "set", dev, "gso_max_segs", "1"])?;
+        }
         let table = format!(
             "add table inet {TABLE}; add chain inet {TABLE} {CHAIN} \
              {{ type filter hook forward priority 0; policy accept; }}"
@@ -361,6 +372,30 @@ impl Topology {
     pub fn add_drop(&self, name: &str, matcher: &str) -> Result<()> {
         let rule =
             format!("add rule inet {TABLE} {CHAIN} {matcher} counter drop comment \"{name}\"");
+        run(
+            "ip",
+            &["netns", "exec", self.name(Role::Router), "nft", &rule],
+        )?;
+        Ok(())
+    }
+
+    /// Like [`Topology::add_drop`], but placed right after the rule at `index` (0 = the first),
+    /// so rules further down no longer see what it drops.
+    pub fn add_drop_after(&self, index: usize, name: &str, matcher: &str) -> Result<()> {
+        let rule = format!(
+            "add rule inet {TABLE} {CHAIN} index {index} {matcher} counter drop comment \"{name}\""
+        );
+        run(
+            "ip",
+            &["netns", "exec", self.name(Role::Router), "nft", &rule],
+        )?;
+        Ok(())
+    }
+
+    /// Adds `<matcher> counter comment "<name>"` (count only, no verdict) to the router's
+    /// forward chain: placed before a drop rule, it counts everything offered to the link.
+    pub fn add_counter(&self, name: &str, matcher: &str) -> Result<()> {
+        let rule = format!("add rule inet {TABLE} {CHAIN} {matcher} counter comment \"{name}\"");
         run(
             "ip",
             &["netns", "exec", self.name(Role::Router), "nft", &rule],

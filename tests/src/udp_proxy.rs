@@ -58,6 +58,18 @@ pub struct ProxyCounters {
     pub send_errors: AtomicU64,
 }
 
+impl ProxyCounters {
+    fn count(&self, kind: Alteration) {
+        let counter = match kind {
+            Alteration::BitFlip => &self.bit_flipped,
+            Alteration::Truncate => &self.truncated,
+            Alteration::Garbage => &self.garbage,
+            Alteration::Spoof => &self.spoofed,
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+}
+
 /// A copy of [`ProxyCounters`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ProxyStats {
@@ -223,6 +235,52 @@ impl UdpProxy {
         sent
     }
 
+    /// Sends `count` crafted datagrams to `to`, at most `rate` per second: in turn a bit flip,
+    /// a truncation, random garbage and a header-spoofed body, each derived from the next of
+    /// `base` (captured clean datagrams). Counted like the proxy's own altered copies; returns
+    /// the number sent.
+    pub fn flood(&self, base: &[Vec<u8>], count: u64, rate: u64, to: SocketAddr, seed: u64) -> u64 {
+        let mut rng = Rng::new(seed);
+        let kinds = [
+            FaultPlan {
+                bit_flip: 1.0,
+                ..FaultPlan::default()
+            },
+            FaultPlan {
+                truncate: 1.0,
+                ..FaultPlan::default()
+            },
+            FaultPlan {
+                garbage: 1.0,
+                ..FaultPlan::default()
+            },
+            FaultPlan {
+                spoof: 1.0,
+                ..FaultPlan::default()
+            },
+        ];
+        let start = std::time::Instant::now();
+        let mut sent = 0;
+        for i in 0..count {
+            let Some(clean) = base.get(i as usize % base.len().max(1)) else {
+                break;
+            };
+            let due = start + Duration::from_secs_f64(i as f64 / rate.max(1) as f64);
+            if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            for (d, kind) in alterations(&kinds[i as usize % kinds.len()], &mut rng, clean) {
+                if self.socket.send_to(&d, to).is_err() {
+                    self.counters.send_errors.fetch_add(1, Relaxed);
+                    continue;
+                }
+                self.counters.count(kind);
+                sent += 1;
+            }
+        }
+        sent
+    }
+
     /// The counters now.
     pub fn stats(&self) -> ProxyStats {
         let c = &self.counters;
@@ -282,13 +340,7 @@ fn forward_loop(
         }
         for (d, kind) in alterations(&plan, &mut rng, clean) {
             send(&d);
-            let counter = match kind {
-                Alteration::BitFlip => &counters.bit_flipped,
-                Alteration::Truncate => &counters.truncated,
-                Alteration::Garbage => &counters.garbage,
-                Alteration::Spoof => &counters.spoofed,
-            };
-            counter.fetch_add(1, Relaxed);
+            counters.count(kind);
         }
         if rng.chance(plan.drop) {
             counters.dropped.fetch_add(1, Relaxed);

@@ -33,22 +33,26 @@ use uuid::Uuid;
 /// Hostile connections in the storm.
 const HOSTILE: u64 = 10_000;
 /// Hostile connections in flight at once.
-const CONCURRENCY: usize = 400;
+const CONCURRENCY: usize = 300;
 /// Good subscribers.
 const GOOD: usize = 10;
-/// Distinct hostile source addresses in the storm: 5 connections each, fewer than the failure
+/// Consecutive hostile connections sharing one source address: fewer than the failure
 /// threshold, so the storm itself is not throttled and reaches the session code.
-const STORM_SOURCES: u64 = 2_000;
+const PER_STORM_SOURCE: u64 = 5;
 /// The test's limits: short timeouts so slow attackers finish within the test's time box.
 const FIRST_COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_PER_SOURCE: usize = 32;
 const FAILURE_THRESHOLD: u32 = 10;
 const BUDGET: usize = 512 * 1024;
+/// Failures count within this window; the source tracker forgets a source's failures after it.
+const FAILURE_WINDOW: Duration = Duration::from_secs(8);
 /// Allowed growth of resident memory after the storm, relative to the baseline taken after a
-/// warm-up wave (allocator arenas, tokio's worker structures and the subscribers' buffers are
-/// then at their steady size): 5 % plus 4 MiB of allocator slack.
-const RSS_TOLERANCE_FRACTION: f64 = 0.05;
-const RSS_TOLERANCE_BYTES: u64 = 4 << 20;
+/// warm-up storm of the same size (allocator arenas, tokio's worker structures and the
+/// subscribers' buffers are then at their high-water mark, so any growth left is retained per
+/// connection): 2 % plus 1 MiB of allocator slack. Both measurements are taken after the
+/// failure window has passed, when the source tracker has forgotten the storm's addresses.
+const RSS_TOLERANCE_FRACTION: f64 = 0.02;
+const RSS_TOLERANCE_BYTES: u64 = 1 << 20;
 
 fn cmd(c: &Command) -> Vec<u8> {
     let mut out = Vec::new();
@@ -90,7 +94,9 @@ enum Kind {
     ZeroLength,
     /// Connects and sends nothing.
     Idle,
-    /// Valid modes, then noise framed as commands.
+    /// Valid modes, then noise framed as commands. Not necessarily closed: unknown commands are
+    /// answered with Failed until 16 of them, some noise decodes as valid commands, and a
+    /// session past its operational modes may stay; the attacker leaves after 1 s.
     FramedNoise,
     /// A TLS ClientHello record header sent to the plain port (its first 4 bytes read as a
     /// ~369 MB frame length), then silence: half-open TLS.
@@ -160,8 +166,10 @@ async fn attack(addr: SocketAddr, source: IpAddr, i: u64, kind: Kind) -> Outcome
                 }
             }
         };
-    // Every kind must be closed by the publisher well within this.
-    let deadline = tokio::time::Instant::now() + FIRST_COMMAND_TIMEOUT + Duration::from_secs(6);
+    // Every kind must be closed by the publisher within this. Generous: with 400 connects in
+    // flight on 2 shared cores the listen queue can overflow, and a connection the client sees as
+    // established is then accepted only after SYN-ACK retransmissions (1 s, 3 s, 7 s, ...).
+    let deadline = tokio::time::Instant::now() + FIRST_COMMAND_TIMEOUT + Duration::from_secs(20);
     let closed = match kind {
         Kind::Garbage => {
             let _ = s.write_all(&noise(i, 4096)).await;
@@ -214,7 +222,7 @@ async fn attack(addr: SocketAddr, source: IpAddr, i: u64, kind: Kind) -> Outcome
                 b.extend_from_slice(&body);
             }
             let _ = s.write_all(&b).await;
-            wait_closed(&mut s, deadline).await
+            wait_closed(&mut s, tokio::time::Instant::now() + Duration::from_secs(1)).await
         }
         Kind::TlsHello => {
             // TLS record header (handshake, TLS 1.0 record version, length 0x0100) and the
@@ -268,9 +276,9 @@ async fn attack(addr: SocketAddr, source: IpAddr, i: u64, kind: Kind) -> Outcome
     }
 }
 
-/// Source address of storm connection `i`: one of [`STORM_SOURCES`] in 127.1.0.0/16.
+/// Source address of storm connection `i` in 127.1.0.0/16, [`PER_STORM_SOURCE`] connections each.
 fn storm_source(i: u64) -> IpAddr {
-    let a = (i % STORM_SOURCES) + 1;
+    let a = (i / PER_STORM_SOURCE) % 65_000 + 1;
     IpAddr::V4(Ipv4Addr::new(127, 1, (a >> 8) as u8, a as u8))
 }
 
@@ -375,6 +383,28 @@ async fn watch(
     w
 }
 
+/// Waits out the failure window, then connects once so the tracker prunes what it may forget.
+async fn forget_failures(addr: SocketAddr) {
+    tokio::time::sleep(FAILURE_WINDOW + Duration::from_millis(1500)).await;
+    drop(TcpStream::connect(addr).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+}
+
+/// The host's TcpExt ListenOverflows counter (informational: other processes count too).
+fn listen_overflows() -> u64 {
+    let text = std::fs::read_to_string("/proc/net/netstat").unwrap_or_default();
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "ListenOverflows")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
 fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let kb: u64 = status
@@ -443,7 +473,7 @@ async fn ten_thousand_hostile_connections_leave_ten_good_subscribers_without_a_g
             handshake_timeout: Duration::from_secs(2),
             first_command_timeout: FIRST_COMMAND_TIMEOUT,
             failure_threshold: FAILURE_THRESHOLD,
-            failure_window: Duration::from_secs(120),
+            failure_window: FAILURE_WINDOW,
             throttle_cooldown: Duration::from_secs(300),
             session_memory_budget: BUDGET,
         },
@@ -485,11 +515,11 @@ async fn ten_thousand_hostile_connections_leave_ten_good_subscribers_without_a_g
     }
     let stats = tp.publisher().stats();
 
-    // Warm-up wave, then the baseline.
-    let warm = storm(addr, HOSTILE..HOSTILE + 1_000).await;
+    // Warm-up storm, then the baseline.
+    let warm = storm(addr, HOSTILE..2 * HOSTILE).await;
     assert!(warm.values().flatten().all(|o| !o.connect_failed));
     assert_eq!(settle(stats, Duration::from_secs(20)).await, GOOD);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    forget_failures(addr).await;
     let baseline = rss_bytes();
     let before = count(stats);
     eprintln!("baseline RSS {} KiB; {before}", baseline / 1024);
@@ -499,6 +529,8 @@ async fn ten_thousand_hostile_connections_leave_ten_good_subscribers_without_a_g
     let fc0 = stats.first_command_timeouts.load(Relaxed);
     let ov0 = stats.oversized_frames.load(Relaxed);
     let mb0 = stats.memory_budget_closes.load(Relaxed);
+    let acc0 = stats.connections_accepted.load(Relaxed);
+    let lo0 = listen_overflows();
     let results = storm(addr, 0..HOSTILE).await;
     let storm_secs = storm_started.elapsed().as_secs_f64();
     let total: usize = results.values().map(Vec::len).sum();
@@ -516,35 +548,62 @@ async fn ten_thousand_hostile_connections_leave_ten_good_subscribers_without_a_g
             "{kind:?}: {} conns, {closed} closed by the publisher (slowest {slowest:.1} s), {failed} connect failures",
             outcomes.len()
         ));
-        assert_eq!(failed, 0, "{kind:?}: connects failed");
-        assert_eq!(
-            closed,
-            outcomes.len(),
-            "{kind:?}: every connection is closed by the publisher"
-        );
     }
     summary.sort();
     eprintln!(
-        "storm of {HOSTILE} in {storm_secs:.1} s:\n  {}",
-        summary.join("\n  ")
+        "storm of {HOSTILE} in {storm_secs:.1} s:\n  {}\n{}",
+        summary.join("\n  "),
+        count(stats)
+    );
+    // Connections the kernel dropped from a full listen queue (the client saw them established,
+    // the publisher never accepted them) cannot be closed by the publisher; there must be few.
+    let accepted = stats.connections_accepted.load(Relaxed) - acc0;
+    let shortfall = HOSTILE - accepted;
+    eprintln!(
+        "publisher accepted {accepted} of {HOSTILE}; listen-queue overflows on this host during the storm: {}",
+        listen_overflows() - lo0
+    );
+    assert!(
+        shortfall <= HOSTILE / 100,
+        "the publisher accepted only {accepted} of {HOSTILE}"
+    );
+    let mut unclosed = 0;
+    for (kind, outcomes) in &results {
+        assert!(
+            outcomes.iter().all(|o| !o.connect_failed),
+            "{kind:?}: connects failed"
+        );
+        if *kind != Kind::FramedNoise {
+            unclosed += outcomes.iter().filter(|o| !o.closed).count() as u64;
+        }
+    }
+    assert!(
+        unclosed <= shortfall,
+        "{unclosed} hostile connections were left open by the publisher ({shortfall} never accepted)"
     );
     let n = |k: Kind| results.get(&k).map_or(0, Vec::len) as u64;
-    // Idle and slowloris connections (and the half-open TLS hello, which waits for 369 MB
-    // only as long as the first-command timer allows... it is refused at once as oversized)
-    // end on the first-command timeout.
+    // Idle and slowloris connections end on the first-command timeout; so may garbage whose
+    // first bytes declare a frame of up to 8 KiB that never completes.
     let fc = stats.first_command_timeouts.load(Relaxed) - fc0;
     assert!(
-        fc >= n(Kind::Idle) + n(Kind::Slowloris)
-            && fc <= n(Kind::Idle) + n(Kind::Slowloris) + n(Kind::Truncated),
+        fc + shortfall >= n(Kind::Idle) + n(Kind::Slowloris)
+            && fc <= n(Kind::Idle) + n(Kind::Slowloris) + n(Kind::Garbage),
         "first-command timeouts {fc}"
     );
+    // A 2 GiB prefix, 8 KiB + 1 first frame and a TLS record header (read as a 369 MB frame)
+    // are refused as soon as their 4-byte prefix arrives.
     let ov = stats.oversized_frames.load(Relaxed) - ov0;
     assert!(
-        ov >= n(Kind::OversizedPrefix) + n(Kind::OversizedFirstFrame) + n(Kind::TlsHello),
+        ov + shortfall
+            >= n(Kind::OversizedPrefix) + n(Kind::OversizedFirstFrame) + n(Kind::TlsHello),
         "oversized frames {ov}"
     );
     let mb = stats.memory_budget_closes.load(Relaxed) - mb0;
-    assert_eq!(mb, n(Kind::MetadataHog), "memory budget closes");
+    assert!(
+        mb <= n(Kind::MetadataHog) && mb + shortfall >= n(Kind::MetadataHog),
+        "memory budget closes {mb} of {} metadata hogs",
+        n(Kind::MetadataHog)
+    );
     assert_eq!(
         stats.refused_throttled.load(Relaxed),
         0,
@@ -559,7 +618,7 @@ async fn ten_thousand_hostile_connections_leave_ten_good_subscribers_without_a_g
         "only the good subscribers remain: {}",
         count(stats)
     );
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    forget_failures(addr).await;
     let after = rss_bytes();
     let allowed =
         baseline + (baseline as f64 * RSS_TOLERANCE_FRACTION) as u64 + RSS_TOLERANCE_BYTES;

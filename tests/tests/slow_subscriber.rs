@@ -8,6 +8,10 @@
 //! counter over each phase, so B ≈ A shows the publisher never waited for the slow reader.
 //! Phase B starts only once the stalled subscriber's queue overflowed (its kernel send buffer,
 //! up to `tcp_wmem` max = 4 MiB here, absorbs the first seconds), at most 60 s after it joined.
+//!
+//! The UDP variant: a UDP subscriber whose data socket is never read loses only its own
+//! datagrams (the kernel counts them on that socket), while UDP readers see zero gaps and the
+//! ingest rate is unchanged.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -265,6 +269,180 @@ async fn a_stalled_subscriber_neither_gaps_the_others_nor_slows_ingest() {
         "ingest changed by {:.2} % with a stalled subscriber (A {rate_a:.0}/s, B {rate_b:.0}/s)",
         change * 100.0
     );
+    drop(stalled);
+    tp.shutdown().await;
+}
+
+/// Kernel drops counted on the UDP socket bound to `port` (the `drops` column of
+/// `/proc/net/udp`): that socket's own losses, independent of any other test on the host.
+fn udp_socket_drops(port: u16) -> u64 {
+    let table = std::fs::read_to_string("/proc/net/udp").unwrap();
+    let wanted = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|a| a.ends_with(&wanted))
+        })
+        .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// A UDP subscriber (plain datagrams, compact format) negotiated by hand whose data socket, with
+/// a tiny receive buffer, is never read. Returns the TCP stream (drained in the background) and
+/// the unread socket.
+async fn stalled_udp_subscriber(
+    addr: std::net::SocketAddr,
+) -> (tokio::task::JoinHandle<()>, std::net::UdpSocket) {
+    let socket = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )
+    .unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from(([0, 0, 0, 0], 0)).into())
+        .unwrap();
+    let udp: std::net::UdpSocket = socket.into();
+    let port = udp.local_addr().unwrap().port();
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // Protocol version 2, UTF-8 strings, no compression: the compact format a UDP channel uses.
+    let mut hello = cmd(&Command::DefineOperationalModes(OperationalModes(
+        0x0000_0202,
+    )));
+    hello.extend(cmd(&Command::Subscribe {
+        flags: 2,
+        connection_string: format!(
+            "filterExpression={{FILTER ActiveMeasurements WHERE True}};dataChannel={{localport={port}}}"
+        ),
+    }));
+    tcp.write_all(&hello).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !seen.windows(2).any(|w| w == [0x83, 0x02]) {
+        assert!(
+            Instant::now() < deadline,
+            "no signal index cache within 10 s"
+        );
+        let n = tcp.read(&mut buf).await.unwrap();
+        assert!(
+            n > 0,
+            "publisher closed the UDP subscriber before its cache"
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    tcp.write_all(&cmd(&Command::ConfirmUpdateSignalIndexCache))
+        .await
+        .unwrap();
+    // The command channel keeps being read; only the data socket stalls.
+    let drain = tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        while matches!(tcp.read(&mut buf).await, Ok(n) if n > 0) {}
+    });
+    (drain, udp)
+}
+
+/// T5, UDP: a UDP subscriber whose socket is never read only loses its own datagrams (its
+/// socket overflows, counted by the kernel on that socket); UDP readers see zero gaps and the
+/// publisher's ingest rate is unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_udp_subscriber_only_loses_its_own_datagrams() {
+    const UDP_READERS: usize = 3;
+    let tp = TestPublisher::start_with(
+        PublisherConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..Default::default()
+        },
+        SIGNALS,
+    )
+    .await;
+    let addr = tp.publisher().local_addr();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stream = paced_stream(&tp, stop.clone());
+    let (done_tx, done_rx) = tokio::sync::watch::channel(false);
+    let mut readers = Vec::new();
+    for _ in 0..UDP_READERS {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut c = SubscriberConfig::new(addr.to_string());
+        c.session.settings = SubscriptionSettings {
+            filter_expression: "FILTER ActiveMeasurements WHERE True".into(),
+            ..SubscriptionSettings::default()
+        };
+        c.udp = Some(sttp_control::client::UdpChannel {
+            port,
+            cipher: sttp_control::client::UdpCipherChoice::AesGcm,
+        });
+        let mut done = done_rx.clone();
+        readers.push(tokio::spawn(async move {
+            let mut sub = Subscriber::start(c);
+            let mut got: Vec<Expected> = Vec::new();
+            tokio::select! {
+                _ = collect_for(&mut sub, Duration::from_secs(60), &mut got) => {}
+                _ = done.wait_for(|d| *d) => {}
+            }
+            let stats = sub.stats();
+            sub.stop().await;
+            (got, stats)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rate_a = ingest_rate(&tp, PHASE).await;
+    let (drain, stalled) = stalled_udp_subscriber(addr).await;
+    let stalled_port = stalled.local_addr().unwrap().port();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rate_b = ingest_rate(&tp, PHASE).await;
+    let stalled_drops = udp_socket_drops(stalled_port);
+    let stats = tp.publisher().subscription_stats();
+    done_tx.send(true).unwrap();
+    let mut received = Vec::new();
+    for r in readers {
+        received.push(r.await.unwrap());
+    }
+    stop.store(true, Ordering::SeqCst);
+    stream.join().unwrap();
+    let change = (rate_b - rate_a) / rate_a;
+    println!(
+        "T5 UDP: ingest A {rate_a:.0}/s, B (+1 unread UDP socket) {rate_b:.0}/s, change {:+.2} % \
+         (bound ±5 %); the unread socket's kernel drops: {stalled_drops}; publisher: {stats:?}",
+        change * 100.0
+    );
+    assert!(
+        stalled_drops > 0,
+        "the unread socket overflowed and the kernel counted its drops"
+    );
+    for (i, (got, s)) in received.iter().enumerate() {
+        let end = ((got.iter().map(|e| e.ticks).max().expect("reader got data") - T0) / FRAME_TICKS)
+            as u64;
+        let frames = no_gaps(&tp, got, end)
+            .unwrap_or_else(|e| panic!("UDP reader {i} has a gap or a bad point: {e}"));
+        println!("UDP reader {i}: {frames} frames, 0 gaps; {s:?}");
+        assert!(
+            frames > FRAMES_PER_SEC * 8,
+            "UDP reader {i}: {frames} frames"
+        );
+        assert!(s.datagrams_received > 0, "reader {i} used UDP: {s:?}");
+        assert_eq!(s.auth_failures + s.replays + s.decode_errors, 0, "{s:?}");
+    }
+    for (peer, s) in &stats {
+        assert_eq!(
+            s.dropped_queue_full, 0,
+            "{peer}: the publisher never queued up: {s:?}"
+        );
+    }
+    assert!(
+        change.abs() <= 0.05,
+        "ingest changed by {:.2} % with an unread UDP subscriber",
+        change * 100.0
+    );
+    drain.abort();
     drop(stalled);
     tp.shutdown().await;
 }

@@ -130,7 +130,7 @@ fn nft_loss_harness_with_plain_udp() {
         let run = clean_run(&topo, Some(&rule));
         let verdict = loss_matches(run.nft_dropped, run.sent, p);
         println!(
-            "plain UDP, rule '{rule}': {run:?}; {}",
+            "plain UDP, rule '{rule}', seed: kernel numgen (unseeded), p={p}: {run:?}; {}",
             verdict.as_ref().unwrap_or_else(|e| e)
         );
         assert_eq!(run.sent, M);
@@ -165,4 +165,270 @@ fn nft_loss_harness_with_plain_udp() {
         control.is_err(),
         "a run without the drop rule passed the 20 % loss check, so the harness cannot fail: {control:?}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// T3 with our publisher and subscriber (the `sttp` binary, run inside the namespaces).
+// ---------------------------------------------------------------------------------------------
+
+/// UDP port of the subscriber's data channel.
+const DATA_PORT: u16 = 9600;
+/// Demo source: 150 signals at 100 frames/s (15 k points/s, a few hundred datagrams/s).
+const DEMO_SIGNALS: u64 = 150;
+const DEMO_RATE: u64 = 100;
+/// Seconds each subscriber run lasts.
+const RUN_SECS: u64 = 15;
+
+/// The `sttp` binary of this build profile: `target/<profile>/sttp` next to this test
+/// executable, (re)built with the same cargo and target directory, so it is never stale. The
+/// namespace tests need a separate process (`ip netns exec`), which is why this is not the
+/// in-process publisher.
+fn sttp_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
+    let target_dir = profile_dir.parent().unwrap();
+    let mut build = std::process::Command::new(env!("CARGO"));
+    build
+        .current_dir(sttp_tests::repo_root())
+        .env("CARGO_TARGET_DIR", target_dir)
+        .args(["build", "--quiet", "-p", "sttp-control", "--bin", "sttp"]);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        build.arg("--release");
+    }
+    let status = build
+        .status()
+        .expect("running cargo build for the sttp binary");
+    assert!(status.success(), "building the sttp binary failed");
+    let bin = profile_dir.join("sttp");
+    assert!(bin.exists(), "{} missing after the build", bin.display());
+    bin
+}
+
+/// What one subscriber run over the lossy link measured.
+#[derive(Debug, Default)]
+struct StreamRun {
+    /// Datagrams that reached the router (= sent by the publisher) and that nft dropped.
+    router_seen: u64,
+    /// Datagrams dropped by the end-of-run cut-off rule (not injected loss).
+    cut_off: u64,
+    nft_dropped: u64,
+    /// Per-datagram point counts seen by the tap in the subscriber namespace (-1 = sealed).
+    tap_counts: Vec<i64>,
+    /// Datagrams that arrived after the subscriber closed its port (`NoPorts` delta).
+    no_ports: u64,
+    host_drops: u64,
+    /// The subscriber's counters (`--stats-out`).
+    stats: serde_json::Value,
+    /// Points per frame (ticks) the subscriber printed.
+    frames: std::collections::BTreeMap<i64, u64>,
+}
+
+impl StreamRun {
+    fn stat(&self, key: &str) -> u64 {
+        json_u64(&self.stats, key)
+    }
+
+    /// Points missing in the frames strictly between the first and last printed frame, and the
+    /// number of points those frames should hold.
+    /// The demo source stamps frames on a grid of 10⁷/rate ticks, so a frame lost whole
+    /// still counts.
+    fn point_loss(&self) -> (u64, u64) {
+        let period = 10_000_000 / DEMO_RATE as i64;
+        let (Some((&first, _)), Some((&last, _))) =
+            (self.frames.first_key_value(), self.frames.last_key_value())
+        else {
+            return (0, 0);
+        };
+        let inner_frames = ((last - first) / period).saturating_sub(1) as u64;
+        let expected = inner_frames * DEMO_SIGNALS;
+        let got: u64 = self.frames.range(first + 1..last).map(|(_, n)| *n).sum();
+        (expected.saturating_sub(got), expected)
+    }
+}
+
+fn stream_run(
+    topo: &Topology,
+    sttp: &std::path::Path,
+    cipher: &str,
+    rule: Option<&str>,
+) -> StreamRun {
+    let dir = std::env::temp_dir().join(format!("sttp-udp-loss-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    topo.flush_rules().unwrap();
+    // Every datagram the publisher sends crosses this counter first: the ground truth of "sent".
+    topo.add_counter("seen", &format!("udp dport {DATA_PORT}"))
+        .unwrap();
+    if let Some(matcher) = rule {
+        topo.add_drop("loss", &format!("udp dport {DATA_PORT} {matcher}"))
+            .unwrap();
+    }
+    let before = topo.host_drops().unwrap();
+    let mut tap_cmd = topo.command(Role::Sub, probe());
+    tap_cmd
+        .args(["tap", "--port", &DATA_PORT.to_string(), "--idle-ms", "2000"])
+        .args(["--max-secs", &(RUN_SECS + 30).to_string()])
+        .stdout(Stdio::piped());
+    let mut tap =
+        Child::spawn(tap_cmd, "udp_probe tap", Duration::from_secs(RUN_SECS + 40)).unwrap();
+    let mut tap_lines = BufReader::new(tap.stdout().unwrap()).lines();
+    assert_eq!(tap_lines.next().unwrap().unwrap(), "ready");
+    let stats_path = dir.join(format!("stats-{cipher}.json"));
+    let mut sub_cmd = topo.command(Role::Sub, sttp);
+    sub_cmd
+        .args([
+            "subscribe",
+            &format!("{}:7165", sttp_tests::netns::PUB_ADDR),
+        ])
+        .args(["--udp", &DATA_PORT.to_string(), "--udp-cipher", cipher])
+        .args([
+            "--format",
+            "jsonl",
+            "--duration",
+            &RUN_SECS.to_string(),
+            "--no-reconnect",
+        ])
+        .arg("--stats-out")
+        .arg(&stats_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut sub = Child::spawn(
+        sub_cmd,
+        "sttp subscribe",
+        Duration::from_secs(RUN_SECS + 30),
+    )
+    .unwrap();
+    let mut frames = std::collections::BTreeMap::new();
+    let out = sub.stdout().unwrap();
+    std::thread::scope(|scope| {
+        // Cut the data off 3 s before the subscriber stops, so nothing is in flight or unread
+        // in its socket when it exits: the datagram accounting below can then be exact.
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_secs(RUN_SECS - 3));
+            // Right after the "seen" counter, before the loss rule: every datagram is then
+            // exactly one of forwarded, injected loss or cut off.
+            topo.add_drop_after(0, "cutoff", &format!("udp dport {DATA_PORT}"))
+                .unwrap();
+        });
+        for line in BufReader::new(out).lines() {
+            let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+            let ticks = v["ticks"].as_i64().expect("ticks");
+            *frames.entry(ticks).or_insert(0) += 1;
+        }
+    });
+    assert!(sub.wait().unwrap().success(), "sttp subscribe failed");
+    let tap_line = tap_lines.next().unwrap().unwrap();
+    tap.wait().unwrap();
+    let tap_json: serde_json::Value = serde_json::from_str(&tap_line).unwrap();
+    let counts = topo.drop_counts().unwrap();
+    let after = topo.host_drops().unwrap();
+    let stats: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&stats_path).unwrap()).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    StreamRun {
+        router_seen: counts["seen"],
+        nft_dropped: counts.get("loss").copied().unwrap_or(0),
+        cut_off: counts["cutoff"],
+        tap_counts: tap_json["counts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_i64().unwrap())
+            .collect(),
+        no_ports: after.0[&Role::Sub].no_ports - before.0[&Role::Sub].no_ports,
+        host_drops: after.buffer_drops_since(&before),
+        stats,
+        frames,
+    }
+}
+
+#[test]
+fn t3_udp_loss_never_exceeds_injected_loss() {
+    let Some(topo) = Topology::create() else {
+        return;
+    };
+    let sttp = sttp_binary();
+    let mut serve = topo.command(Role::Pub, &sttp);
+    serve
+        .args([
+            "serve",
+            "--listen",
+            &format!("{}:7165", sttp_tests::netns::PUB_ADDR),
+        ])
+        .args(["--demo-signals", &DEMO_SIGNALS.to_string()])
+        .args(["--demo-rate", &DEMO_RATE.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _publisher = Child::spawn(serve, "sttp serve", Duration::from_secs(170)).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+
+    let cases: [(&str, Option<&str>, f64); 5] = [
+        ("none", None, 0.0),
+        ("none", Some("numgen random mod 1000 < 50"), 0.05),
+        ("aes-gcm", None, 0.0),
+        ("aes-gcm", Some("numgen random mod 1000 < 50"), 0.05),
+        ("none", Some("numgen inc mod 1000 < 50"), 0.05),
+    ];
+    for (cipher, rule, p) in cases {
+        let run = stream_run(&topo, &sttp, cipher, rule);
+        let (lost, expected) = run.point_loss();
+        let m = run.router_seen - run.cut_off;
+        let received = run.stat("datagrams_received");
+        let delivered = run.stat("points_received");
+        println!(
+            "T3 cipher={cipher} rule={rule:?} p={p} seed=kernel-numgen M={m} datagrams, nft dropped {}, \
+             tap {} datagrams, subscriber {received} datagrams, NoPorts {}, host drops {}; \
+             points: {lost} of {expected} lost ({:.4}), bound p+3σ = {:.4}; stats {}",
+            run.nft_dropped,
+            run.tap_counts.len(),
+            run.no_ports,
+            run.host_drops,
+            lost as f64 / expected.max(1) as f64,
+            p + three_sigma(p, m),
+            run.stats
+        );
+        assert_eq!(run.host_drops, 0, "host buffer drops invalidate the run");
+        assert!(m > 1000, "too few datagrams ({m}) for the loss figures");
+        // Publisher-sent − nft-dropped = arrived = read by the subscriber (+ the datagrams that
+        // arrived after it closed its port at the end of the run).
+        assert_eq!(
+            run.router_seen - run.nft_dropped - run.cut_off,
+            run.tap_counts.len() as u64
+        );
+        assert!(
+            run.cut_off > 0,
+            "the cut-off rule saw the stream still running"
+        );
+        assert_eq!(received + run.no_ports, run.tap_counts.len() as u64);
+        assert_eq!(
+            run.stat("auth_failures") + run.stat("replays") + run.stat("decode_errors"),
+            0
+        );
+        if p == 0.0 {
+            assert_eq!(lost, 0, "points lost without injected loss");
+        } else {
+            assert!(run.nft_dropped > 0);
+            assert!(
+                lost as f64 / expected as f64 <= p + three_sigma(p, m),
+                "point loss above p + 3σ"
+            );
+        }
+        if cipher == "none" {
+            // Loss amplification exactly 1.0: the points delivered are exactly the points
+            // carried by the datagrams the subscriber read.
+            let carried: i64 = run.tap_counts[..received as usize].iter().sum();
+            assert!(
+                run.tap_counts.iter().all(|c| *c >= 0),
+                "a plaintext datagram the tap cannot read"
+            );
+            assert_eq!(
+                delivered as i64, carried,
+                "points delivered ≠ points in arrived datagrams"
+            );
+        }
+        if rule.is_some_and(|r| r.contains("inc")) {
+            // Deterministic bursts of 50: every datagram after a burst decodes (no extra loss).
+            let n = run.router_seen - run.cut_off;
+            assert_eq!(run.nft_dropped, n / 1000 * 50 + (n % 1000).min(50));
+        }
+    }
 }

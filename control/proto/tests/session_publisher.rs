@@ -102,6 +102,7 @@ enum Out {
     Interval(i32),
     Close,
     Rotate,
+    LegacyKeys,
 }
 
 fn outputs(s: &mut PublisherSession, version: u8) -> Vec<Out> {
@@ -134,6 +135,7 @@ fn outputs(s: &mut PublisherSession, version: u8) -> Vec<Out> {
             PublisherOutput::ProcessingInterval(ms) => v.push(Out::Interval(ms)),
             PublisherOutput::Close { .. } => v.push(Out::Close),
             PublisherOutput::RotateCipherKeys => v.push(Out::Rotate),
+            PublisherOutput::StartLegacyCipherKeys => v.push(Out::LegacyKeys),
             PublisherOutput::Log(_) => {}
         }
     }
@@ -502,4 +504,38 @@ fn a_udp_data_channel_is_accepted_in_compact_and_keys_rotate_only_when_in_use() 
         NOW,
     );
     assert_eq!(outputs(&mut s, 2), vec![Out::Rotate, Out::Resp(0x80, 0x04)]);
+}
+
+#[test]
+fn legacy_cipher_keys_go_out_before_the_cache_only_when_offered_and_not_superseded() {
+    let c = catalog();
+    let udp = |ext: &str| Command::Subscribe {
+        flags: 2,
+        connection_string: format!(
+            "filterExpression={{PPA:1}};dataChannel={{localport=9600}}{ext}"
+        ),
+    };
+    // Not offered (plain TCP): no keys.
+    let mut s = ready(&c, 0xE000_0262, 2);
+    s.handle_frame(&frame(&udp(""), StringEncoding::Utf8), &c, NOW);
+    assert!(!outputs(&mut s, 2).contains(&Out::LegacyKeys));
+    // Offered: the keys come first, before the signal index cache.
+    let mut s = ready(&c, 0xE000_0262, 2);
+    s.set_legacy_cipher_keys_offered(true);
+    s.handle_frame(&frame(&udp(""), StringEncoding::Utf8), &c, NOW);
+    let out = outputs(&mut s, 2);
+    assert_eq!(out.first(), Some(&Out::LegacyKeys), "{out:?}");
+    assert!(matches!(out.get(1), Some(Out::Cache(..))), "{out:?}");
+    // A subscriber asking for the authenticated extension never gets legacy keys.
+    let mut s = ready(&c, 0xE000_0262, 2);
+    s.set_legacy_cipher_keys_offered(true);
+    s.handle_frame(
+        &frame(
+            &udp(";sttpExt={udpCipher=aes-256-gcm}"),
+            StringEncoding::Utf8,
+        ),
+        &c,
+        NOW,
+    );
+    assert!(!outputs(&mut s, 2).contains(&Out::LegacyKeys));
 }
