@@ -128,7 +128,19 @@ async fn attack(addr: std::net::SocketAddr, i: u64) -> (usize, bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_from_100_connections_does_not_disturb_a_good_subscriber() {
-    let mut tp = TestPublisher::start(30).await;
+    // All 100 garbage connections come from 127.0.0.1: lift the per-source limit and the
+    // failure throttle (tests/tests/hostile.rs covers those), or the good subscribers would be
+    // refused along with the attackers.
+    let config = sttp_control::server::PublisherConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        limits: sttp_control::server::Limits {
+            max_per_source: 1000,
+            failure_threshold: 0,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut tp = TestPublisher::start_with(config, 30).await;
     tp.stream(Duration::from_millis(5), 0);
     let addr = tp.publisher().local_addr();
     let mut c = SubscriberConfig::new(addr.to_string());

@@ -166,8 +166,7 @@ impl std::fmt::Debug for Publisher {
 impl Publisher {
     /// Binds the listener, starts the data plane and starts accepting.
     pub async fn start(config: PublisherConfig, catalog: Catalog) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(config.listen)
-            .await
+        let listener = listen(config.listen)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
         let local_addr = listener.local_addr()?;
         let engine = Engine::start(config.engine.clone())?;
@@ -274,6 +273,22 @@ impl Drop for Publisher {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
     }
+}
+
+/// Pending connections the kernel may queue before the accept loop takes them. Larger than
+/// tokio's default (1024) so that a connection flood overflows the queue less often; the
+/// kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 fn read<T: Clone>(lock: &RwLock<T>) -> T {
