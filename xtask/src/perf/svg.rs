@@ -114,3 +114,36 @@ pub fn chart(title: &str, bars: &[Bar]) -> String {
     s.push_str("</svg>\n");
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bars_are_drawn_to_scale_and_missing_values_say_so() {
+        let bars = vec![
+            Bar {
+                name: "a<b".into(),
+                delivered: Some(1e6),
+                ceiling: Some(1e7),
+            },
+            Bar {
+                name: "none".into(),
+                delivered: Some(2e6),
+                ceiling: None,
+            },
+        ];
+        let svg = chart("t", &bars);
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
+        assert!(svg.contains("a&lt;b"), "labels are escaped");
+        assert_eq!(svg.matches("n/a").count(), 1);
+        // Axis 1e5..1e8 over PLOT_W: 1e6 is one decade (a third), 1e7 two thirds.
+        let third = PLOT_W / 3.0;
+        assert!(svg.contains(&format!(r#"width="{third:.1}""#)), "{svg}");
+        assert!(
+            svg.contains(&format!(r#"width="{:.1}""#, 2.0 * third)),
+            "{svg}"
+        );
+        assert!(svg.contains("1.00 M") && svg.contains("10.00 M"));
+    }
+}
