@@ -36,6 +36,15 @@ fn udp_config(tp: &TestPublisher, cipher: UdpCipherChoice) -> SubscriberConfig {
     c
 }
 
+/// Data-channel key switches the publisher's workers made, over all subscriptions.
+fn key_switches(tp: &TestPublisher) -> u64 {
+    tp.publisher()
+        .subscription_stats()
+        .iter()
+        .map(|(_, s)| s.key_rotations)
+        .sum()
+}
+
 async fn publisher(key_rotation: Option<Duration>) -> TestPublisher {
     TestPublisher::start_with(
         PublisherConfig {
@@ -97,12 +106,7 @@ async fn periodic_key_rotation_loses_nothing() {
     );
     assert_eq!(stats.auth_failures, 0, "{stats:?}");
     assert_eq!(stats.replays, 0, "{stats:?}");
-    let rotations: u64 = tp
-        .publisher()
-        .subscription_stats()
-        .iter()
-        .map(|(_, s)| s.key_rotations)
-        .sum();
+    let rotations = key_switches(&tp);
     assert!(rotations >= 4, "publisher switched keys {rotations} times");
     sub.stop().await;
     tp.shutdown().await;
@@ -149,12 +153,7 @@ async fn legacy_cbc_keys_rotate_under_load_without_loss() {
     let stats = sub.stats();
     assert!(stats.key_epochs_installed >= 5, "{stats:?}");
     assert_eq!(stats.decode_errors, 0, "{stats:?}");
-    let rotations: u64 = tp
-        .publisher()
-        .subscription_stats()
-        .iter()
-        .map(|(_, s)| s.key_rotations)
-        .sum();
+    let rotations = key_switches(&tp);
     assert!(rotations >= 4, "publisher switched keys {rotations} times");
     sub.stop().await;
     tp.shutdown().await;

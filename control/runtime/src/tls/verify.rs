@@ -16,6 +16,36 @@ use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
+/// The handshake-signature methods the pinned verifiers share: pinning replaces certificate
+/// validation only, never the check that the peer holds the certificate's key.
+/// Expands inside an `impl` of `ClientCertVerifier` or `ServerCertVerifier` for a type with an
+/// `algorithms: WebPkiSupportedAlgorithms` field.
+macro_rules! handshake_signatures_with_algorithms {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, Error> {
+            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, Error> {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.algorithms.supported_schemes()
+        }
+    };
+}
+
 /// Checks `der`'s notBefore/notAfter against `now`.
 pub(crate) fn check_validity(der: &[u8], now: UnixTime) -> Result<(), Error> {
     let (_, cert) = x509_parser::parse_x509_certificate(der)
@@ -72,27 +102,7 @@ impl ClientCertVerifier for PinnedClientVerifier {
         check_pinned(&self.pins, end_entity, now).map(|()| ClientCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
+    handshake_signatures_with_algorithms!();
 }
 
 /// Client side, pinned model: the publisher must present a pinned, currently valid certificate.
@@ -115,27 +125,7 @@ impl ServerCertVerifier for PinnedServerVerifier {
         check_pinned(&self.pins, end_entity, now).map(|()| ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
+    handshake_signatures_with_algorithms!();
 }
 
 /// Accepts any client, with or without a certificate. Only for the T7 negative control, which
