@@ -283,3 +283,42 @@ fn tssc_ids_beyond_the_cache_are_rejected_not_allocated() {
     }
     assert_eq!(s.stats().dropped_packets, 24);
 }
+
+#[test]
+fn a_cache_naming_one_huge_runtime_id_cannot_make_tssc_resets_expensive() {
+    // Regression (fuzz: subscriber_session timeout): a cache whose only entry has runtime ID
+    // 0x000FFFFF used to size the TSSC point table to a million points, rebuilt by every
+    // sequence-0 packet. The table is now bounded by the cache's size, so the ID is refused.
+    let mut s = started(SubscriberSessionConfig {
+        auto_request_metadata: false,
+        ..SubscriberSessionConfig::default()
+    });
+    let huge = SignalIndexCache::new(
+        Uuid::from_u128(1),
+        vec![SignalIndexEntry {
+            runtime_id: 0x000F_FFFF,
+            signal_id: Uuid::from_u128(100),
+            source: "PPA".into(),
+            key_id: 1,
+        }],
+        vec![],
+    );
+    s.handle_frame(&body(
+        0x83,
+        0x02,
+        &huge.encode_payload(2, 0, true, StringEncoding::Utf8),
+    ));
+    drain(&mut s);
+    // flags 0x08, count 1, version 0x55, sequence 0, then PointIDXOR32 with XOR 0x000FFFFF.
+    let packet = body(
+        0x82,
+        0x02,
+        &[
+            0x08, 0, 0, 0, 1, 0x55, 0, 0, 0x07, 0xFF, 0xFF, 0x0F, 0x00, 0x80, 0x00,
+        ],
+    );
+    s.handle_frame(&packet);
+    let (_, evs) = drain(&mut s);
+    assert!(values(&evs).is_empty(), "{evs:?}");
+    assert_eq!(s.stats().dropped_packets, 1);
+}

@@ -109,28 +109,24 @@ pub(crate) struct UdpReceiver {
 }
 
 impl UdpReceiver {
-    /// Binds `port` on every interface with a large receive buffer.
+    /// Binds `port` on every interface — IPv6 and IPv4 on one dual-stack socket where the host
+    /// has IPv6, since the publisher sends from whichever family the command channel uses —
+    /// with a large receive buffer.
     pub async fn bind(
         channel: &UdpChannel,
         counters: Arc<ClientCounters>,
     ) -> std::io::Result<Self> {
-        let addr = SocketAddr::from(([0, 0, 0, 0], channel.port));
-        let socket = socket2::Socket::new(
-            socket2::Domain::IPV4,
-            socket2::Type::DGRAM,
-            Some(socket2::Protocol::UDP),
-        )?;
-        let _ = socket.set_recv_buffer_size(RECEIVE_BUFFER);
-        socket.set_nonblocking(true)?;
-        socket.bind(&addr.into()).map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!(
-                    "cannot bind the UDP data channel on port {}: {e}",
-                    channel.port
-                ),
-            )
-        })?;
+        let socket = dual_stack(channel.port)
+            .or_else(|_| bind_one(SocketAddr::from(([0, 0, 0, 0], channel.port))))
+            .map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot bind the UDP data channel on port {}: {e}",
+                        channel.port
+                    ),
+                )
+            })?;
         let socket = UdpSocket::from_std(socket.into())?;
         Ok(Self {
             socket,
@@ -200,4 +196,30 @@ impl UdpReceiver {
             }
         }
     }
+}
+
+fn socket_for(addr: SocketAddr) -> std::io::Result<socket2::Socket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    // Best effort: the kernel caps it at net.core.rmem_max.
+    let _ = socket.set_recv_buffer_size(RECEIVE_BUFFER);
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+fn bind_one(addr: SocketAddr) -> std::io::Result<socket2::Socket> {
+    let socket = socket_for(addr)?;
+    socket.bind(&addr.into())?;
+    Ok(socket)
+}
+
+fn dual_stack(port: u16) -> std::io::Result<socket2::Socket> {
+    let addr = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port));
+    let socket = socket_for(addr)?;
+    socket.set_only_v6(false)?;
+    socket.bind(&addr.into())?;
+    Ok(socket)
 }

@@ -27,6 +27,8 @@ use uuid::Uuid;
 
 /// Largest metadata document accepted after inflation.
 pub const MAX_METADATA_BYTES: usize = 256 * 1024 * 1024;
+/// Slack above twice a cache's size up to which runtime IDs get a TSSC point slot.
+pub const MIN_TSSC_ID_BOUND: i32 = 1024;
 /// Largest signal index cache accepted after inflation.
 pub const MAX_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
@@ -405,17 +407,23 @@ impl SubscriberSession {
                 // anything but 1 is slot 0.
                 let index = u8::from(index == 1);
                 let signals = cache.entries.len();
-                // The TSSC point table is sized by the largest runtime ID the stream names;
-                // bounding it by this cache keeps a hostile publisher from making every reset
-                // allocate and fill a table of 2^20 points. IDs outside the cache cannot be
-                // delivered anyway.
+                // The TSSC point table is sized by the largest runtime ID the stream names, and
+                // every reset (sequence 0, one small packet) rebuilds it. Bounding it by this
+                // cache — its largest ID, and never more than a small multiple of its size —
+                // keeps a hostile publisher from buying a million-point rebuild with a 10-byte
+                // packet by announcing one huge runtime ID. Every stock publisher numbers runtime
+                // IDs densely from 0, so no real cache comes near the bound; IDs above it could
+                // not be delivered in a decodable way anyway.
+                let dense_bound = i32::try_from(cache.entries.len().saturating_mul(2))
+                    .unwrap_or(i32::MAX)
+                    .saturating_add(MIN_TSSC_ID_BOUND);
                 let max_id = cache
                     .entries
                     .iter()
                     .map(|e| e.runtime_id)
                     .max()
                     .unwrap_or(0)
-                    .max(0);
+                    .clamp(0, dense_bound);
                 if let Some(slot) = self.slots.get_mut(usize::from(index)) {
                     *slot = Some(CacheSlot {
                         cache,
