@@ -28,6 +28,7 @@ pub mod gzip;
 pub mod metadata;
 pub mod opmodes;
 pub mod payloads;
+pub mod peer_text;
 pub mod response;
 pub mod session;
 pub mod sic;
