@@ -253,6 +253,16 @@ impl ConnectionAccess {
         Ok(me)
     }
 
+    /// True when [`ConnectionAccess::catalog`] would return the cached view for `full` without
+    /// evaluating the policy again.
+    pub fn is_current(&self, full: &Arc<Catalog>) -> bool {
+        let Some(control) = &self.control else {
+            return true;
+        };
+        let (generation, _) = control.policy();
+        matches!(&self.made_from, Some((g, c)) if *g == generation && Arc::ptr_eq(c, full))
+    }
+
     /// The catalog to serve the next frames from, given the publisher's current full catalog.
     /// Re-evaluated only when the policy or the catalog changed. `Err` means the peer no longer
     /// matches any identity: close the connection.

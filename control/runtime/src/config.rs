@@ -29,6 +29,8 @@ pub struct ServeConfig {
     pub demo: DemoConfig,
     /// Hostile-input limits (`[limits]`, see [`crate::config_limits`]).
     pub limits: crate::config_limits::LimitsConfig,
+    /// The command pool and per-connection CPU budget (`[commands]`, [`crate::config_commands`]).
+    pub commands: crate::config_commands::CommandsConfig,
     /// TLS on the command channel (`[tls]`, see [`crate::config_tls`]).
     pub tls: crate::config_tls::TlsConfig,
     /// Workers, sending and datagram sizing (`[dataplane]`, see [`crate::config_dataplane`]).
@@ -68,6 +70,7 @@ impl Default for ServeConfig {
             stats_interval_secs: 10,
             demo: DemoConfig::default(),
             limits: crate::config_limits::LimitsConfig::default(),
+            commands: crate::config_commands::CommandsConfig::default(),
             tls: crate::config_tls::TlsConfig::default(),
             dataplane: crate::config_dataplane::DataPlaneConfig::default(),
             stats_file: None,

@@ -9,6 +9,7 @@ pub mod client;
 pub mod client_udp;
 pub mod clock;
 pub mod config;
+pub mod config_commands;
 pub mod config_dataplane;
 pub mod config_limits;
 pub mod config_tls;

@@ -56,6 +56,17 @@ pub fn snapshot(publisher: &Publisher) -> Value {
             })
         })
         .collect();
+    let commands = match publisher.command_pool_stats() {
+        Some(c) => json!({
+            "pool": true,
+            "jobs": c.jobs.load(Relaxed),
+            "cpu_us": c.cpu_us.load(Relaxed),
+            "max_job_cpu_us": c.max_job_cpu_us.load(Relaxed),
+            "max_wait_us": c.max_wait_us.load(Relaxed),
+            "cpu_budget_closes": p.cpu_budget_closes.load(Relaxed),
+        }),
+        None => json!({ "pool": false, "cpu_budget_closes": p.cpu_budget_closes.load(Relaxed) }),
+    };
     let unix_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
@@ -70,12 +81,26 @@ pub fn snapshot(publisher: &Publisher) -> Value {
         "connections": {
             "open": p.connections_open.load(Relaxed),
             "accepted": p.connections_accepted.load(Relaxed),
-            "refused": p.connections_refused.load(Relaxed),
+            // Every refusal before a session started, whatever the reason (by kind below).
+            "refused": p.closes.refused_total(),
+            "refused_by_kind": counts(p.closes.refusals()),
+            "closed_by_reason": counts(p.closes.closes()),
             "protocol_closes": p.protocol_closes.load(Relaxed),
+            "throttle_incidents": p.throttle_incidents.load(Relaxed),
         },
+        "commands": commands,
         "workers": workers,
         "subscriptions": subscriptions,
     })
+}
+
+fn counts(pairs: Vec<(&'static str, u64)>) -> Value {
+    Value::Object(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), json!(v)))
+            .collect(),
+    )
 }
 
 /// Writes `value` to `path` atomically (temporary file + rename).

@@ -3,6 +3,8 @@
 //! session's Activate/Deactivate outputs drive.
 
 use super::budget::{BudgetSink, SessionBudget, FRAMES_PER_TURN, READ_BUF_MAX, READ_BUF_START};
+use super::close::CloseReason;
+use super::command_pool::CpuBudget;
 use super::data_channel::{DataChannel, Effects};
 use super::limits::Fault;
 use super::transport::BoxedStream;
@@ -19,7 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use sttp_dataplane::{SubscriptionHandle, SubscriptionSpec};
 use sttp_proto::catalog::Catalog;
+use sttp_proto::command::code as cmd;
 use sttp_proto::framing::FrameDecoder;
+use sttp_proto::peer_text::PeerText;
 use sttp_proto::session::{PublisherOutput, PublisherSession, PublisherSessionConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
@@ -40,10 +44,10 @@ async fn apply_effects(
     peer: SocketAddr,
     tx: &mpsc::Sender<Vec<u8>>,
     fx: Effects,
-) -> Result<(), String> {
+) -> Result<(), CloseReason> {
     for frame in fx.frames {
         if tx.send_timeout(frame, CONTROL_SEND_TIMEOUT).await.is_err() {
-            return Err("slow consumer: response queue full".into());
+            return Err(CloseReason::SlowConsumer);
         }
     }
     if let Some(in_use) = fx.keys_in_use {
@@ -63,17 +67,40 @@ pub(super) async fn serve_connection(
     identity: PeerIdentity,
     shared: &Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
-) -> String {
+) -> CloseReason {
     let peer = identity.addr;
     // Access control decides before the session exists, so an unknown peer gets no STTP byte.
-    let mut access = match crate::access::ConnectionAccess::start(
-        shared.config.access.as_ref(),
-        &identity,
-        read_catalog(shared),
-        now_ticks(),
-    ) {
+    // Evaluating a policy's filters can cost milliseconds: on the command pool.
+    let start = {
+        let control = shared.config.access.clone();
+        let catalog = read_catalog(shared);
+        let identity = identity.clone();
+        move || {
+            crate::access::ConnectionAccess::start(
+                control.as_ref(),
+                &identity,
+                catalog,
+                now_ticks(),
+            )
+        }
+    };
+    let mut cpu = CpuBudget::new(
+        shared.config.commands.cpu_burst,
+        shared.config.commands.cpu_rate,
+    );
+    let started = match &shared.commands {
+        Some(pool) if shared.config.access.is_some() => match pool.run(peer.ip(), start).await {
+            Ok((started, used)) => {
+                let _ = cpu.charge(used, Instant::now());
+                started
+            }
+            Err(_) => return CloseReason::CommandPoolClosed,
+        },
+        _ => start(),
+    };
+    let mut access = match started {
         Ok(a) => a,
-        Err(reason) => return reason,
+        Err(reason) => return CloseReason::AccessDenied(reason),
     };
     let (mut rd, mut wr) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(shared.config.subscriber_queue_frames.max(16));
@@ -126,16 +153,13 @@ pub(super) async fn serve_connection(
     });
     let reason = 'conn: loop {
         tokio::select! {
-            _ = shutdown.changed() => break 'conn "publisher shutting down".to_string(),
+            _ = shutdown.changed() => break 'conn CloseReason::Shutdown,
             _ = &mut handshake, if session.phase() == sttp_proto::session::publisher::Phase::AwaitingModes => {
-                break 'conn format!("no operational modes within {} s", HANDSHAKE_TIMEOUT.as_secs());
+                break 'conn CloseReason::NoModes(HANDSHAKE_TIMEOUT);
             }
             _ = &mut first_command, if framer.frames_decoded() == 0 => {
                 shared.peer_fault(peer, Fault::FirstCommandTimeout);
-                break 'conn format!(
-                    "no complete command within {:.1} s of connecting",
-                    shared.config.limits.first_command_timeout.as_secs_f64()
-                );
+                break 'conn CloseReason::FirstCommandTimeout(shared.config.limits.first_command_timeout);
             }
             _ = keepalive.tick() => session.handle_keepalive(),
             _ = sleep_until(channel.next_wakeup()) => {
@@ -151,9 +175,9 @@ pub(super) async fn serve_connection(
             _ = std::future::ready(()), if frames_pending => {}
             read = rd.read(&mut buf), if !frames_pending => {
                 let n = match read {
-                    Ok(0) => break 'conn "subscriber closed the connection".to_string(),
+                    Ok(0) => break 'conn CloseReason::PeerClosed,
                     Ok(n) => n,
-                    Err(e) => break 'conn format!("read failed: {e}"),
+                    Err(e) => break 'conn CloseReason::ReadFailed(e.to_string()),
                 };
                 framer.push(buf.get(..n).unwrap_or_default());
                 if n == buf.len() && buf.len() < READ_BUF_MAX {
@@ -163,43 +187,78 @@ pub(super) async fn serve_connection(
             }
         }
         if frames_pending {
-            // Only allowed points, re-evaluated after a policy reload or a metadata change.
-            let catalog = match access.catalog(read_catalog(shared), now_ticks()) {
-                Ok(c) => c,
-                Err(reason) => break 'conn reason,
-            };
-            let mut handled = 0;
-            while handled < FRAMES_PER_TURN {
+            let mut frames = Vec::new();
+            let mut bad_frame = None;
+            while frames.len() < FRAMES_PER_TURN {
                 match framer.next_frame() {
-                    Ok(Some(frame)) => {
-                        session.handle_frame(&frame, &catalog, now_ticks());
-                        handled += 1;
-                    }
+                    Ok(Some(frame)) => frames.push(frame),
                     Ok(None) => {
                         frames_pending = false;
                         break;
                     }
                     Err(e) => {
-                        let fault = match e {
-                            sttp_proto::error::ProtoError::FrameTooLarge { .. } => Fault::Oversized,
-                            _ => Fault::Protocol,
-                        };
-                        shared.peer_fault(peer, fault);
-                        break 'conn format!("protocol error: {}", e.failed_message());
+                        bad_frame = Some(e);
+                        break;
                     }
                 }
-                if session.phase() == sttp_proto::session::publisher::Phase::Closed {
-                    break;
-                }
             }
-            if framer.buffered().saturating_add(budget.queued()) > budget.limit() {
-                shared.peer_fault(peer, Fault::MemoryBudget);
-                break 'conn format!(
-                    "memory budget exceeded: {} bytes of input buffered, {} queued, budget {}",
-                    framer.buffered(),
-                    budget.queued(),
-                    budget.limit()
+            let full = read_catalog(shared);
+            // Commands that can cost milliseconds (filters over the metadata, metadata
+            // serialisation and gzip, access re-evaluation) run on the command pool.
+            let heavy = !access.is_current(&full) || frames.iter().any(|f| is_heavy(f));
+            let result = match &shared.commands {
+                Some(pool) if heavy => {
+                    let mut s = session;
+                    let mut a = access;
+                    let job = move || {
+                        let r = handle_turn(&mut s, &mut a, full, &frames);
+                        (s, a, r)
+                    };
+                    match pool.run(peer.ip(), job).await {
+                        Ok(((s, a, r), used)) => {
+                            session = s;
+                            access = a;
+                            shared.stats.command_cpu_us.fetch_add(
+                                u64::try_from(used.as_micros()).unwrap_or(u64::MAX),
+                                std::sync::atomic::Ordering::Relaxed,
+                            );
+                            match cpu.charge(used, Instant::now()) {
+                                Ok(()) => r,
+                                Err(used) => {
+                                    shared.peer_fault(peer, Fault::CpuBudget);
+                                    break 'conn CloseReason::CpuBudget { used };
+                                }
+                            }
+                        }
+                        Err(_) => break 'conn CloseReason::CommandPoolClosed,
+                    }
+                }
+                _ => handle_turn(&mut session, &mut access, full, &frames),
+            };
+            if let Err(reason) = result {
+                break 'conn CloseReason::AccessDenied(reason);
+            }
+            if let Some(e) = bad_frame {
+                let (fault, message) = (
+                    match e {
+                        sttp_proto::error::ProtoError::FrameTooLarge { .. } => Fault::Oversized,
+                        _ => Fault::Protocol,
+                    },
+                    e.failed_message(),
                 );
+                shared.peer_fault(peer, fault);
+                break 'conn match fault {
+                    Fault::Oversized => CloseReason::Oversized(message),
+                    _ => CloseReason::Protocol(message),
+                };
+            }
+            let held = framer.buffered().saturating_add(budget.queued());
+            if held > budget.limit() {
+                shared.peer_fault(peer, Fault::MemoryBudget);
+                break 'conn CloseReason::MemoryBudget {
+                    held,
+                    limit: budget.limit(),
+                };
             }
         }
         while let Some(out) = session.poll_output() {
@@ -207,13 +266,13 @@ pub(super) async fn serve_connection(
                 PublisherOutput::Send(bytes) => {
                     if !budget.try_reserve(bytes.len(), framer.buffered()) {
                         shared.peer_fault(peer, Fault::MemoryBudget);
-                        break 'conn format!(
-                            "memory budget exceeded: {} bytes queued unread, {} more to send, budget {}",
-                            budget.queued(), bytes.len(), budget.limit()
-                        );
+                        break 'conn CloseReason::MemoryBudget {
+                            held: budget.queued().saturating_add(bytes.len()),
+                            limit: budget.limit(),
+                        };
                     }
                     if tx.send_timeout(bytes, CONTROL_SEND_TIMEOUT).await.is_err() {
-                        break 'conn "slow consumer: response queue full".to_string();
+                        break 'conn CloseReason::SlowConsumer;
                     }
                 }
                 PublisherOutput::Activate {
@@ -253,17 +312,19 @@ pub(super) async fn serve_connection(
                     match answer {
                         Some((response, data)) => session.send_user_response(response, code, &data),
                         None => {
-                            tracing::info!(%peer, code = format!("0x{code:02X}"), bytes = data.len(), "user command (no handler answered)")
+                            tracing::info!(%peer, code = format!("0x{code:02X}"), bytes = data.len(), "user command (no handler answered)");
                         }
                     }
                 }
-                PublisherOutput::Log(message) => tracing::info!(%peer, "{message}"),
+                PublisherOutput::Log(message) => {
+                    tracing::info!(%peer, "{}", PeerText::log(&message))
+                }
                 PublisherOutput::Close { reason } => {
                     shared.peer_fault(peer, Fault::Protocol);
                     // Let the Failed response reach the subscriber before closing (~1 s, as
                     // the reference publishers do).
                     tokio::time::sleep(Duration::from_millis(200)).await;
-                    break 'conn reason;
+                    break 'conn CloseReason::Session(PeerText::log(&reason).to_string());
                 }
             }
         }
@@ -278,6 +339,33 @@ pub(super) async fn serve_connection(
         writer.abort();
     }
     reason
+}
+
+/// True for the commands whose handling can cost milliseconds of CPU.
+fn is_heavy(frame: &[u8]) -> bool {
+    matches!(
+        frame.first().copied(),
+        Some(cmd::SUBSCRIBE | cmd::METADATA_REFRESH)
+    )
+}
+
+/// Handles one turn of command frames against the catalog access control allows now
+/// (re-evaluated after a policy reload or a metadata change). `Err` is the access-control
+/// reason to close the connection.
+fn handle_turn(
+    session: &mut PublisherSession,
+    access: &mut crate::access::ConnectionAccess,
+    full: Arc<Catalog>,
+    frames: &[Vec<u8>],
+) -> Result<(), String> {
+    let catalog = access.catalog(full, now_ticks())?;
+    for frame in frames {
+        session.handle_frame(frame, &catalog, now_ticks());
+        if session.phase() == sttp_proto::session::publisher::Phase::Closed {
+            break;
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn read_catalog(shared: &Shared) -> Arc<Catalog> {

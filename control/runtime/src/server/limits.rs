@@ -271,6 +271,8 @@ pub(super) enum Fault {
     TransportRefused,
     /// The session exceeded its memory budget.
     MemoryBudget,
+    /// The connection's commands used more CPU than its budget.
+    CpuBudget,
 }
 
 impl super::Shared {
@@ -288,6 +290,7 @@ impl super::Shared {
             Fault::HandshakeTimeout => stats.handshake_timeouts.fetch_add(1, Relaxed),
             Fault::TransportRefused => stats.transport_refusals.fetch_add(1, Relaxed),
             Fault::MemoryBudget => stats.memory_budget_closes.fetch_add(1, Relaxed),
+            Fault::CpuBudget => stats.cpu_budget_closes.fetch_add(1, Relaxed),
         };
         if let FailureOutcome::ThrottleStarted { failures } =
             self.sources.record_failure(peer.ip(), Instant::now())

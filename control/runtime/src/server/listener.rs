@@ -2,6 +2,7 @@
 //! [`super::limits`]), then one task per connection that completes the transport handshake
 //! (plain TCP or TLS, [`super::transport`]) within the handshake timeout and serves the session.
 
+use super::close::{CloseReason, RefusalKind};
 use super::connection::serve_connection;
 use super::limits::{Fault, Refusal};
 use super::Shared;
@@ -53,11 +54,16 @@ fn admit(
         Err(Refusal::Throttled { .. }) => {
             // Already alerted once for this incident; close at once, no bytes, no log line.
             shared.stats.refused_throttled.fetch_add(1, Relaxed);
+            shared.stats.closes.count_refusal(RefusalKind::Throttled);
             drop(stream);
             return;
         }
         Err(Refusal::TooManyFromSource { open }) => {
             shared.stats.refused_per_source.fetch_add(1, Relaxed);
+            shared
+                .stats
+                .closes
+                .count_refusal(RefusalKind::TooManyFromSource);
             tracing::warn!(%peer, open, "connection refused: too many connections from this source");
             tasks.spawn(refuse(
                 stream,
@@ -69,6 +75,10 @@ fn admit(
     let open = shared.stats.connections_open.load(Relaxed);
     if open >= shared.config.max_connections {
         shared.stats.connections_refused.fetch_add(1, Relaxed);
+        shared
+            .stats
+            .closes
+            .count_refusal(RefusalKind::TooManyConnections);
         tracing::warn!(%peer, open, "connection refused: too many active connections");
         tasks.spawn(refuse(
             stream,
@@ -90,18 +100,20 @@ fn admit(
                 }
                 Ok(Err(why)) => {
                     shared.peer_fault(peer, Fault::TransportRefused);
-                    format!("refused by the transport: {why}")
+                    CloseReason::TransportRefused(why.to_string())
                 }
                 Err(_) => {
                     shared.peer_fault(peer, Fault::HandshakeTimeout);
-                    format!(
-                        "transport handshake not completed within {:.1} s",
-                        timeout.as_secs_f64()
-                    )
+                    CloseReason::HandshakeTimeout(timeout)
                 }
             };
         shared.stats.connections_open.fetch_sub(1, Relaxed);
-        tracing::info!(%peer, %reason, "connection closed");
+        shared.stats.closes.count_close(&reason);
+        if reason.is_fault() {
+            tracing::warn!(%peer, kind = reason.label(), %reason, "connection closed");
+        } else {
+            tracing::info!(%peer, kind = reason.label(), %reason, "connection closed");
+        }
     });
 }
 

@@ -3,6 +3,8 @@
 //! and the data-plane engine that encodes and fans out.
 
 mod budget;
+pub mod close;
+pub mod command_pool;
 mod connection;
 mod data_channel;
 mod data_keys;
@@ -11,6 +13,7 @@ mod listener;
 mod settings;
 pub mod transport;
 
+pub use close::{CloseCounters, CloseReason, RefusalKind};
 pub use limits::Limits;
 pub use settings::encoder_settings;
 pub use transport::Transport;
@@ -61,6 +64,35 @@ pub struct PublisherConfig {
     pub access: Option<crate::access::AccessControl>,
     /// When stock subscribers' UDP data channels get GSF-compatible AES-256-CBC keys.
     pub legacy_cipher_keys: LegacyCipherKeys,
+    /// Where expensive commands run and how much CPU a connection's commands may use.
+    pub commands: CommandSettings,
+}
+
+/// Where expensive commands (Subscribe, MetadataRefresh, access re-evaluation) run, and the
+/// CPU each connection may spend on them ([`command_pool`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandSettings {
+    /// Threads of the command pool; 0 runs commands on the connection's own task (no isolation).
+    pub threads: usize,
+    /// CPU time a connection's commands may use at once (the bucket); zero = no budget.
+    pub cpu_burst: Duration,
+    /// CPU seconds per second the bucket refills at.
+    pub cpu_rate: f64,
+}
+
+/// Default CPU time one connection's commands may use in a burst.
+pub const DEFAULT_COMMAND_CPU_BURST: Duration = Duration::from_secs(2);
+/// Default refill of the per-connection CPU bucket: 10 % of one core.
+pub const DEFAULT_COMMAND_CPU_RATE: f64 = 0.1;
+
+impl Default for CommandSettings {
+    fn default() -> Self {
+        Self {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpu_burst: DEFAULT_COMMAND_CPU_BURST,
+            cpu_rate: DEFAULT_COMMAND_CPU_RATE,
+        }
+    }
 }
 
 /// When a UDP subscription that did not ask for our authenticated extension gets
@@ -92,6 +124,7 @@ impl Default for PublisherConfig {
             key_rotation: Some(Duration::from_secs(600)),
             access: None,
             legacy_cipher_keys: LegacyCipherKeys::default(),
+            commands: CommandSettings::default(),
         }
     }
 }
@@ -128,6 +161,12 @@ pub struct PublisherStats {
     pub oversized_frames: AtomicU64,
     /// Sessions closed for exceeding `limits.session_memory_budget`.
     pub memory_budget_closes: AtomicU64,
+    /// Sessions closed because their commands used more CPU than `commands.cpu_burst` allows.
+    pub cpu_budget_closes: AtomicU64,
+    /// CPU time spent on commands on the command pool, µs.
+    pub command_cpu_us: AtomicU64,
+    /// Every close, by reason, and every refusal, by kind.
+    pub closes: CloseCounters,
 }
 
 struct Shared {
@@ -136,6 +175,7 @@ struct Shared {
     catalog: RwLock<Arc<Catalog>>,
     engine: Engine,
     stats: PublisherStats,
+    commands: Option<command_pool::CommandPool>,
     sources: Arc<limits::SourceTracker>,
     user_commands: RwLock<Option<UserCommandHandler>>,
     config_changed: watch::Sender<u64>,
@@ -176,7 +216,12 @@ impl Publisher {
             Some(access) => drop(access.spawn_watcher()),
             None => tracing::info!("access control is off: every subscriber may see every point"),
         }
+        let commands = match config.commands.threads {
+            0 => None,
+            n => Some(command_pool::CommandPool::start(n)?),
+        };
         let shared = Arc::new(Shared {
+            commands,
             transport: config.transport.clone(),
             config,
             catalog: RwLock::new(Arc::new(catalog)),
@@ -216,6 +261,11 @@ impl Publisher {
     /// Publisher counters.
     pub fn stats(&self) -> &PublisherStats {
         &self.shared.stats
+    }
+
+    /// Counters of the command pool (None when commands run on the connections' tasks).
+    pub fn command_pool_stats(&self) -> Option<&command_pool::PoolStats> {
+        self.shared.commands.as_ref().map(|p| p.stats())
     }
 
     /// Counters of every data-plane worker.

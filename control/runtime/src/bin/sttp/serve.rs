@@ -90,6 +90,7 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             name: config.name.clone(),
             transport: crate::serve_tls::transport(&config)?,
             limits: config.limits.to_limits()?,
+            commands: config.commands.to_settings()?,
             access: config
                 .access_file
                 .as_ref()
