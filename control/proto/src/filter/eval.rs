@@ -21,8 +21,11 @@ use uuid::Uuid;
 /// Limits for regular expressions supplied by peers.
 pub(crate) const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
-/// Steps charged for compiling a regular expression computed per row, plus one per pattern byte.
-pub(crate) const REGEX_COMPILE_STEPS: u64 = 1000;
+/// Steps charged for compiling a regular expression computed per row, plus
+/// [`REGEX_COMPILE_STEPS_PER_BYTE`] per pattern byte (a compile costs tens of µs, a step tens of ns).
+pub(crate) const REGEX_COMPILE_STEPS: u64 = 5000;
+/// See [`REGEX_COMPILE_STEPS`].
+pub(crate) const REGEX_COMPILE_STEPS_PER_BYTE: u64 = 50;
 
 /// One selection's evaluation budget (docs/limits.md): steps and bytes of string work used so
 /// far against [`EvalLimits`]; a refused charge is not counted, so the usage never exceeds

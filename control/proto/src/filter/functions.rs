@@ -631,7 +631,10 @@ fn regex_fn<'a>(
                 Some(r) => r,
                 None => {
                     a.ev.budget.steps(
-                        super::eval::REGEX_COMPILE_STEPS.saturating_add(pattern.len() as u64),
+                        super::eval::REGEX_COMPILE_STEPS.saturating_add(
+                            (pattern.len() as u64)
+                                .saturating_mul(super::eval::REGEX_COMPILE_STEPS_PER_BYTE),
+                        ),
                     )?;
                     compiled = compile_regex(&pattern, pos)?;
                     &compiled

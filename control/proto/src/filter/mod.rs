@@ -75,10 +75,10 @@ pub const MAX_SCAN_STATEMENTS: usize = 1024;
 /// node evaluated per row, `n·⌈log2 n⌉` per ORDER BY term over n rows, one per identifier
 /// statement and per row indexed or scanned for it, one per node bound. A stock
 /// `FILTER ActiveMeasurements WHERE SignalType = 'FREQ'` over 100,000 rows takes ~400,000.
-pub const MAX_EVALUATION_WORK: u64 = 1 << 24;
+pub const MAX_EVALUATION_WORK: u64 = 1 << 22;
 
 /// Bytes of string work one selection may do (the byte budget of [`EvalLimits::DEFAULT`]).
-pub const MAX_EVALUATION_BYTES: u64 = 64 << 20;
+pub const MAX_EVALUATION_BYTES: u64 = 16 << 20;
 
 /// Longest string one function or `+` may produce.
 pub const MAX_STRING_LENGTH: usize = 1 << 20;
