@@ -15,7 +15,9 @@
 use std::sync::OnceLock;
 use sttp_proto::catalog::Catalog;
 use sttp_proto::command::Command;
-use sttp_proto::connstr::{ConnectionString, SubscriptionSettings};
+use sttp_proto::acl::policy::{AccessPolicy, Who};
+use sttp_proto::connstr::{ConnStrLimits, ConnectionString, SubscriptionSettings};
+use sttp_proto::error::{ConnStrLimit, ProtoError};
 use sttp_proto::encoding::StringEncoding;
 use sttp_proto::filter::{self, EvalContext};
 use sttp_proto::framing::FrameDecoder;
@@ -367,6 +369,153 @@ pub fn connection_string(data: &[u8]) {
     );
     assert_eq!(again.assembly_info, s.assembly_info);
     assert_eq!(again.extra, s.extra);
+}
+
+// ------------------------------------------------------------------------------------------
+// connection_string_limits
+
+/// Depth of `{` nesting reached in `text` (unbalanced `}` ignored).
+fn max_brace_depth(text: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for b in text.bytes() {
+        match b {
+            b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// `ConnectionString::parse_with` under small limits chosen by the first byte (1–16 keys,
+/// 1–8 levels of braces, a length cap from the second byte), then `SubscriptionSettings`
+/// (docs/limits.md). Checks that what parses is within the limits, that each limit error names
+/// the limit that really was crossed at the offset it reports, and that limits only ever
+/// refuse: a text the small limits accept parses to the same pairs under the defaults.
+pub fn connection_string_limits(data: &[u8]) {
+    let [sel, len_sel, rest @ ..] = data else {
+        return;
+    };
+    if rest.len() > 1 << 16 {
+        return;
+    }
+    let text = String::from_utf8_lossy(rest);
+    let limits = ConnStrLimits {
+        max_keys: 1 + usize::from(sel & 0x0f),
+        max_depth: 1 + usize::from((sel >> 4) & 0x07),
+        max_len: if sel & 0x80 != 0 {
+            usize::from(*len_sel) * 16
+        } else {
+            usize::MAX
+        },
+    };
+    let lifted = ConnStrLimits {
+        max_keys: usize::MAX,
+        max_depth: usize::MAX,
+        max_len: usize::MAX,
+    };
+    match ConnectionString::parse_with(&text, &limits) {
+        Ok(cs) => {
+            assert!(cs.len() <= limits.max_keys, "{} keys", cs.len());
+            assert!(text.len() <= limits.max_len);
+            assert!(max_brace_depth(&text) <= limits.max_depth);
+            assert_eq!(ConnectionString::parse_with(&text, &lifted), Ok(cs.clone()));
+            if let Ok(s) = SubscriptionSettings::from_connection_string(&cs) {
+                assert!(s.extra.len() <= cs.len());
+                let printed = s.to_connection_string();
+                assert!(
+                    SubscriptionSettings::parse(&printed).is_ok(),
+                    "printed settings {printed:?} do not parse under the default limits"
+                );
+            }
+        }
+        Err(ProtoError::ConnectionStringLimit { offset, limit, max }) => match limit {
+            ConnStrLimit::Length => {
+                assert_eq!(max, limits.max_len);
+                assert!(text.len() > max);
+            }
+            ConnStrLimit::Nesting => {
+                assert_eq!(max, limits.max_depth);
+                assert_eq!(text.as_bytes().get(offset), Some(&b'{'));
+                let prefix = text.get(..=offset).expect("offset is an ASCII brace");
+                assert_eq!(max_brace_depth(prefix), max + 1, "{prefix:?}");
+            }
+            ConnStrLimit::Keys => {
+                assert_eq!(max, limits.max_keys);
+                // Everything before the offending segment parsed, and held exactly `max` pairs
+                // (repeats included), so at most `max` distinct keys.
+                let before = text.get(..offset).expect("offset is a segment start");
+                let cs = ConnectionString::parse_with(before, &lifted)
+                    .unwrap_or_else(|e| panic!("prefix {before:?} before the key limit: {e}"));
+                assert!(cs.len() <= max);
+                assert!(!cs.is_empty());
+            }
+        },
+        Err(other) => {
+            // A syntax error: the limits did not hide it, and lifting them finds an error too.
+            assert!(
+                ConnectionString::parse_with(&text, &lifted).is_err(),
+                "{other} under limits but the text parses without them"
+            );
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// access_policy
+
+/// `AccessPolicy::from_toml` (input as lossy UTF-8, at most 64 KiB) and, when it loads, each
+/// identity's allowed points in the small catalog and the identities a few peers resolve to.
+/// Allowed sets are within the catalog; `evaluate` grants exactly when `identify` finds an
+/// identity, and that identity matches the peer.
+pub fn access_policy(data: &[u8]) {
+    if data.len() > 1 << 16 {
+        return;
+    }
+    let text = String::from_utf8_lossy(data);
+    let Ok(policy) = AccessPolicy::from_toml(&text) else {
+        return;
+    };
+    let catalog = small_catalog();
+    let ctx = EvalContext {
+        now_ticks: NOW_TICKS,
+    };
+    let n = catalog.signals().len();
+    for identity in &policy.identities {
+        let (allowed, _warnings) = policy.allowed_for(identity, catalog, &ctx);
+        assert_eq!(allowed.capacity() as usize, n);
+        assert!(allowed.len() <= n);
+        assert!(allowed.iter().all(|i| (i as usize) < n));
+    }
+    let fp = "abcdef0123456789".repeat(4);
+    let peers = [
+        ("127.0.0.1", None, None),
+        ("10.20.3.4", Some(fp.as_str()), None),
+        ("10.20.3.4", None, Some("cc-b.example.net")),
+        ("::1", None, None),
+        ("192.168.1.7", Some(fp.as_str()), Some("north")),
+    ];
+    for (addr, fp, cn) in peers {
+        let who = Who {
+            addr: addr.parse().expect("literal address"),
+            fingerprint_sha256: fp.map(str::to_owned),
+            common_name: cn.map(str::to_owned),
+        };
+        let found = policy.identify(&who).map(|i| i.name.clone());
+        if let Some(i) = policy.identify(&who) {
+            assert!(i.matches(&who));
+        }
+        match policy.evaluate(&who, catalog, &ctx) {
+            Ok(grant) => {
+                assert_eq!(Some(&grant.identity), found.as_ref());
+                assert!(grant.allowed.iter().all(|i| (i as usize) < n));
+            }
+            Err(_) => assert_eq!(found, None),
+        }
+    }
 }
 
 // ------------------------------------------------------------------------------------------

@@ -41,6 +41,8 @@ fn body(name: &str) -> Option<fn(&[u8])> {
         "subscriber_session" => bodies::subscriber_session,
         "aead_open" => bodies::aead_open,
         "ext_message" => bodies::ext_message,
+        "connection_string_limits" => bodies::connection_string_limits,
+        "access_policy" => bodies::access_policy,
         _ => return None,
     })
 }
@@ -108,6 +110,60 @@ fn replay_fuzz_corpora() {
 
 /// The Python default connection string (wire.md §3, 372 bytes, verified).
 const PY_CONNECTION_STRING: &str = "throttled=False;publishInterval=1.000000;includeTime=True;enableTimeReasonabilityCheck=False;lagTime=10.000000;leadTime=5.000000;useLocalClockAsRealTime=False;processingInterval=-1;useMillisecondResolution=False;requestNaNValueFilter=False;assemblyInfo={source=STTP Python Library;version=0.7.6;updatedOn=2026-07-13};filterExpression={FILTER ActiveMeasurements WHERE True}";
+
+/// Access-policy files: the full example of `control/proto/tests/acl_policy.rs`, a group by
+/// filter, an address-only identity, a deny-everything identity, and a syntax error.
+const ACCESS_POLICY_SEEDS: [(&str, &str); 5] = [
+    (
+        "full",
+        r#"
+[groups.north]
+points = ["PMU1:FREQ", "{6f1ad81d-9bd4-4d3c-884e-cf2174462a71}"]
+filter = "Device LIKE 'NORTH%'"
+
+[[identity]]
+name = "cc-b"
+fingerprints = ["AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89"]
+common_names = ["cc-b.example.net"]
+addresses = ["10.20.0.0/16"]
+allow_groups = ["north"]
+deny_points = ["PMU1:STATUS"]
+allow_filters = ["SignalType = 'FREQ'"]
+"#,
+    ),
+    (
+        "group-filter",
+        r#"
+[groups.freq]
+filter = "SignalType = 'FREQ' AND Enabled <> 0"
+
+[[identity]]
+name = "local"
+addresses = ["127.0.0.0/8", "::1/128"]
+allow_groups = ["freq"]
+"#,
+    ),
+    (
+        "address-only",
+        r#"
+[[identity]]
+name = "lab"
+addresses = ["192.168.0.0/16"]
+allow_points = ["DEV1:FREQ", "DEV1:VPHM"]
+deny_filters = ["SignalType = 'VPHA'"]
+"#,
+    ),
+    (
+        "deny-all",
+        r#"
+[[identity]]
+name = "anyone"
+allow_filters = ["True"]
+deny_filters = ["True"]
+"#,
+    ),
+    ("syntax-error", "[[identity]\nname = 3\n"),
+];
 
 /// wire.md §4.2 TSSC test vectors: three successive blocks of one encoder session.
 const TSSC_BLOCKS: [&str; 3] = [
@@ -433,6 +489,26 @@ fn generate_seed_corpus() {
         "tails".to_string(),
         b"includeTime=0; dataChannel={localport=9600};startTimeConstraint=*-5m;stopTimeConstraint={2026-11-21 10:00:00.000};timeConstraintParameters={a={b;c}};useMillisecondResolution=1;extra = { spaced }".to_vec(),
     ));
+
+    // connection_string_limits: [limits selector, length selector] + text.
+    for (name, sel, len_sel, text) in [
+        ("python-default", 0x7fu8, 0u8, PY_CONNECTION_STRING),
+        ("rust-default", 0xffu8, 0x20u8, settings_cs.as_str()),
+        ("key-limit", 0x02, 0, "a=1;b=2;c=3;d=4;a=5"),
+        ("nesting-limit", 0x10, 0, "a={{{x}}};b={y}"),
+        ("length-limit", 0x8f, 1, "filterExpression={FILTER ActiveMeasurements WHERE True}"),
+        ("syntax-error", 0x0f, 0, "a=1;b={x;c"),
+        ("data-channel", 0x3f, 0, "dataChannel={localport=9600};includeTime=0"),
+    ] {
+        let mut data = vec![sel, len_sel];
+        data.extend_from_slice(text.as_bytes());
+        seeds.push(("connection_string_limits", name.to_string(), data));
+    }
+
+    // access_policy: policy files as the tests and docs write them.
+    for (name, text) in ACCESS_POLICY_SEEDS {
+        seeds.push(("access_policy", name.to_string(), text.as_bytes().to_vec()));
+    }
 
     // filter_expression.
     let filters = [

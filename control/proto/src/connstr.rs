@@ -1,9 +1,54 @@
-//! Connection strings (wire.md §3): `key=value` pairs separated by `;`, values optionally wrapped
-//! in `{…}` inside which `;` and `=` are literal and braces nest; keys are case-insensitive.
-//! Also the typed view of the Subscribe keys, [`SubscriptionSettings`].
+//! Connection strings (wire.md §3, docs/limits.md): `key=value` pairs separated by `;`, values
+//! optionally wrapped in `{…}` inside which `;` and `=` are literal and braces nest; keys are
+//! case-insensitive. Also the typed view of the Subscribe keys, [`SubscriptionSettings`].
+//!
+//! Peers send these bytes, so parsing is linear in the input: one pass over the text, and a
+//! hash index by lower-cased key so that each key costs O(key length) to insert or look up.
+//! A parse also refuses more than [`ConnStrLimits::max_keys`] pairs, braces nested deeper than
+//! [`ConnStrLimits::max_depth`] and text longer than [`ConnStrLimits::max_len`]
+//! ([`ProtoError::ConnectionStringLimit`]).
 
-use crate::error::ProtoError;
+use crate::error::{ConnStrLimit, ProtoError};
 use core::fmt;
+use std::collections::HashMap;
+
+/// Most `key=value` pairs one connection string may hold ([`ConnStrLimits::max_keys`] default).
+/// Stock subscribers send fewer than 30; a Subscribe is one frame of at most 1 MiB.
+pub const MAX_CONNECTION_STRING_KEYS: usize = 1024;
+/// Deepest `{…}` nesting accepted ([`ConnStrLimits::max_depth`] default). Stock peers nest two
+/// levels (`dataChannel={localport=…}`, `assemblyInfo={…}`), a filter expression may add braces
+/// of its own (`{GUID}` literals inside `filterExpression={…}`).
+pub const MAX_CONNECTION_STRING_DEPTH: usize = 32;
+/// Longest connection string accepted, in bytes ([`ConnStrLimits::max_len`] default): the
+/// publisher's command frame limit.
+pub const MAX_CONNECTION_STRING_LENGTH: usize = 1 << 20;
+
+/// What one connection-string parse may cost (docs/limits.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnStrLimits {
+    /// Most non-empty `key=value` segments (a repeated key counts each time).
+    pub max_keys: usize,
+    /// Deepest brace nesting.
+    pub max_depth: usize,
+    /// Longest text, in bytes.
+    pub max_len: usize,
+}
+
+impl ConnStrLimits {
+    /// The defaults: [`MAX_CONNECTION_STRING_KEYS`], [`MAX_CONNECTION_STRING_DEPTH`],
+    /// [`MAX_CONNECTION_STRING_LENGTH`].
+    pub const DEFAULT: Self = Self {
+        max_keys: MAX_CONNECTION_STRING_KEYS,
+        max_depth: MAX_CONNECTION_STRING_DEPTH,
+        max_len: MAX_CONNECTION_STRING_LENGTH,
+    };
+}
+
+impl Default for ConnStrLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
 
 /// An ordered `key → value` map with case-insensitive (ASCII) keys. Insertion order is kept so
 /// that [`fmt::Display`] reproduces what was parsed; a repeated key replaces the earlier value
@@ -11,6 +56,9 @@ use core::fmt;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConnectionString {
     pairs: Vec<(String, String)>,
+    /// ASCII-lower-cased key → position in `pairs`; a function of `pairs` (so the derived
+    /// equality stays equality of `pairs`).
+    index: HashMap<String, usize>,
 }
 
 impl ConnectionString {
@@ -19,24 +67,47 @@ impl ConnectionString {
         Self::default()
     }
 
-    /// Parses `text`.
+    /// Parses `text` under [`ConnStrLimits::DEFAULT`].
     ///
     /// Rules (wire.md §3, cppapi `ParseKeyValuePairs`): segments split on `;` outside braces;
     /// each splits at its first `=` outside braces; key and value are trimmed; a value whose
     /// trimmed form is wrapped in one `{…}` pair loses that pair (the inside is kept verbatim).
     /// Empty segments are skipped. Errors, with the byte offset: unbalanced braces, a segment
-    /// without `=`, an empty key. cppapi silently drops a segment without exactly one `=`;
-    /// this parser accepts extra `=` in the value and reports a missing one instead, since no
-    /// stock subscriber produces either.
+    /// without `=`, an empty key, and the limits. cppapi silently drops a segment without
+    /// exactly one `=`; this parser accepts extra `=` in the value and reports a missing one
+    /// instead, since no stock subscriber produces either.
     pub fn parse(text: &str) -> Result<Self, ProtoError> {
+        Self::parse_with(text, &ConnStrLimits::DEFAULT)
+    }
+
+    /// Parses `text` under `limits`, in time linear in `text.len()`.
+    pub fn parse_with(text: &str, limits: &ConnStrLimits) -> Result<Self, ProtoError> {
+        if text.len() > limits.max_len {
+            return Err(ProtoError::ConnectionStringLimit {
+                offset: limits.max_len,
+                limit: ConnStrLimit::Length,
+                max: limits.max_len,
+            });
+        }
         let mut out = Self::new();
         let mut depth = 0usize;
         let mut seg_start = 0usize;
         let mut eq: Option<usize> = None;
-        for (i, ch) in text.char_indices() {
-            match ch {
-                '{' => depth += 1,
-                '}' => {
+        let mut segments = 0usize;
+        // Only ASCII delimiters matter, and UTF-8 continuation bytes are never ASCII.
+        for (i, b) in text.bytes().enumerate() {
+            match b {
+                b'{' => {
+                    depth += 1;
+                    if depth > limits.max_depth {
+                        return Err(ProtoError::ConnectionStringLimit {
+                            offset: i,
+                            limit: ConnStrLimit::Nesting,
+                            max: limits.max_depth,
+                        });
+                    }
+                }
+                b'}' => {
                     depth = depth
                         .checked_sub(1)
                         .ok_or(ProtoError::BadConnectionString {
@@ -44,9 +115,9 @@ impl ConnectionString {
                             reason: "'}' without a matching '{'",
                         })?;
                 }
-                '=' if depth == 0 && eq.is_none() => eq = Some(i),
-                ';' if depth == 0 => {
-                    out.add_segment(text, seg_start, i, eq)?;
+                b'=' if depth == 0 && eq.is_none() => eq = Some(i),
+                b';' if depth == 0 => {
+                    out.add_segment(text, (seg_start, i), eq, limits, &mut segments)?;
                     seg_start = i + 1;
                     eq = None;
                 }
@@ -59,16 +130,17 @@ impl ConnectionString {
                 reason: "'{' without a matching '}'",
             });
         }
-        out.add_segment(text, seg_start, text.len(), eq)?;
+        out.add_segment(text, (seg_start, text.len()), eq, limits, &mut segments)?;
         Ok(out)
     }
 
     fn add_segment(
         &mut self,
         text: &str,
-        start: usize,
-        end: usize,
+        (start, end): (usize, usize),
         eq: Option<usize>,
+        limits: &ConnStrLimits,
+        segments: &mut usize,
     ) -> Result<(), ProtoError> {
         let seg = text.get(start..end).unwrap_or_default();
         if seg.trim().is_empty() {
@@ -87,6 +159,15 @@ impl ConnectionString {
                 reason: "empty key",
             });
         }
+        // `segments` counts every pair parsed, repeats included: that is the work done.
+        *segments += 1;
+        if *segments > limits.max_keys {
+            return Err(ProtoError::ConnectionStringLimit {
+                offset: start,
+                limit: ConnStrLimit::Keys,
+                max: limits.max_keys,
+            });
+        }
         let value = text.get(eq + 1..end).unwrap_or_default().trim();
         self.insert(key, unwrap_braces(value));
         Ok(())
@@ -94,15 +175,21 @@ impl ConnectionString {
 
     /// The value of `key` (case-insensitive).
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v.as_str())
+        let at = self.position(key)?;
+        self.pairs.get(at).map(|(_, v)| v.as_str())
+    }
+
+    fn position(&self, key: &str) -> Option<usize> {
+        if key.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.index.get(&key.to_ascii_lowercase()).copied()
+        } else {
+            self.index.get(key).copied()
+        }
     }
 
     /// True when `key` is present.
     pub fn contains_key(&self, key: &str) -> bool {
-        self.get(key).is_some()
+        self.position(key).is_some()
     }
 
     /// The pairs in order, keys as first spelled.
@@ -121,31 +208,39 @@ impl ConnectionString {
     }
 
     /// Sets `key` to `value`, replacing (in place, keeping the first spelling of the key) any
-    /// value under the same key in any case. Values with unbalanced braces cannot be written
-    /// back by [`fmt::Display`] in a form any implementation parses (wire.md §3 has no escape).
+    /// value under the same key in any case; O(key length). Values with unbalanced braces
+    /// cannot be written back by [`fmt::Display`] in a form any implementation parses
+    /// (wire.md §3 has no escape).
     pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
         let key = key.into();
         let value = value.into();
-        match self
-            .pairs
-            .iter_mut()
-            .find(|(k, _)| k.eq_ignore_ascii_case(&key))
-        {
-            Some(slot) => slot.1 = value,
-            None => self.pairs.push((key, value)),
+        match self.position(&key) {
+            Some(at) => {
+                if let Some(slot) = self.pairs.get_mut(at) {
+                    slot.1 = value;
+                }
+            }
+            None => {
+                self.index
+                    .insert(key.to_ascii_lowercase(), self.pairs.len());
+                self.pairs.push((key, value));
+            }
         }
     }
 
-    /// Removes `key` and returns its value.
+    /// Removes `key` and returns its value (O(pairs): later positions shift).
     pub fn remove(&mut self, key: &str) -> Option<String> {
-        let at = self
-            .pairs
-            .iter()
-            .position(|(k, _)| k.eq_ignore_ascii_case(key))?;
-        Some(self.pairs.remove(at).1)
+        let at = self.position(key)?;
+        let lower = key.to_ascii_lowercase();
+        self.index.remove(&lower);
+        for pos in self.index.values_mut() {
+            if *pos > at {
+                *pos -= 1;
+            }
+        }
+        (at < self.pairs.len()).then(|| self.pairs.remove(at).1)
     }
 }
-
 /// Strips one enclosing `{…}` pair when it encloses the whole value.
 fn unwrap_braces(value: &str) -> &str {
     let Some(inner) = value.strip_prefix('{').and_then(|v| v.strip_suffix('}')) else {
@@ -567,6 +662,65 @@ mod tests {
         assert_eq!(cs.len(), 2);
         assert_eq!(cs.get("k"), Some("2"));
         assert_eq!(cs.get("f"), Some("a=b"));
+    }
+
+    #[test]
+    fn limits_fire_with_their_reason_and_offset() {
+        let lim = ConnStrLimits {
+            max_keys: 3,
+            max_depth: 2,
+            max_len: 40,
+        };
+        assert!(ConnectionString::parse_with("a=1;b=2;c=3", &lim).is_ok());
+        let e = ConnectionString::parse_with("a=1;b=2;c=3;d=4", &lim).unwrap_err();
+        assert_eq!(
+            e,
+            ProtoError::ConnectionStringLimit {
+                offset: 12,
+                limit: ConnStrLimit::Keys,
+                max: 3
+            }
+        );
+        // Repeats count: the work is per pair.
+        let e = ConnectionString::parse_with("a=1;a=2;a=3;a=4", &lim).unwrap_err();
+        assert!(matches!(
+            e,
+            ProtoError::ConnectionStringLimit {
+                limit: ConnStrLimit::Keys,
+                ..
+            }
+        ));
+        assert!(ConnectionString::parse_with("a={{x}}", &lim).is_ok());
+        let e = ConnectionString::parse_with("a={{{x}}}", &lim).unwrap_err();
+        assert_eq!(
+            e,
+            ProtoError::ConnectionStringLimit {
+                offset: 4,
+                limit: ConnStrLimit::Nesting,
+                max: 2
+            }
+        );
+        let e = ConnectionString::parse_with(&"a".repeat(41), &lim).unwrap_err();
+        assert!(matches!(
+            e,
+            ProtoError::ConnectionStringLimit {
+                limit: ConnStrLimit::Length,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn index_follows_insert_and_remove() {
+        let mut cs = ConnectionString::parse("A=1;b=2;C=3").unwrap();
+        assert_eq!(cs.remove("a"), Some("1".to_owned()));
+        assert_eq!(cs.get("B"), Some("2"));
+        assert_eq!(cs.get("c"), Some("3"));
+        assert_eq!(cs.remove("a"), None);
+        cs.insert("a", "4");
+        cs.insert("B", "5");
+        assert_eq!(cs.to_string(), "b=5;C=3;a=4");
+        assert_eq!(cs, ConnectionString::parse("b=5;C=3;a=4").unwrap());
     }
 
     #[test]

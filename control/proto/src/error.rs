@@ -6,6 +6,44 @@ use crate::encoding::StringEncoding;
 use crate::gzip::GunzipError;
 use sttp_wire::cursor::DecodeError;
 
+/// The connection-string limits (docs/limits.md), named in
+/// [`ProtoError::ConnectionStringLimit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnStrLimit {
+    /// Text length in bytes.
+    Length,
+    /// Number of `key=value` pairs (repeats included).
+    Keys,
+    /// Depth of `{…}` nesting.
+    Nesting,
+}
+
+impl ConnStrLimit {
+    /// Short name used in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Length => "length",
+            Self::Keys => "key count",
+            Self::Nesting => "brace nesting",
+        }
+    }
+
+    /// The unit of the limit's value.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Self::Length => "bytes",
+            Self::Keys => "keys",
+            Self::Nesting => "levels",
+        }
+    }
+}
+
+impl core::fmt::Display for ConnStrLimit {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Everything that can go wrong decoding or validating command-channel data.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ProtoError {
@@ -38,6 +76,17 @@ pub enum ProtoError {
         offset: usize,
         /// What was wrong.
         reason: &'static str,
+    },
+    /// A connection string exceeded one of the limits on what a single command may cost
+    /// (docs/limits.md): too long, too many keys, or braces nested too deep.
+    #[error("connection string exceeds the {limit} limit of {max} at offset {offset}")]
+    ConnectionStringLimit {
+        /// Byte offset into the connection string where the limit was crossed.
+        offset: usize,
+        /// Which limit.
+        limit: ConnStrLimit,
+        /// The limit's value.
+        max: usize,
     },
     /// A connection-string value did not parse as its key requires (wire.md §3 key table).
     #[error("bad value {value:?} for {key}: expected {expected}")]
@@ -83,6 +132,11 @@ impl ProtoError {
             Self::BadConnectionString { offset, reason } => {
                 format!("Invalid connection string at offset {offset}: {reason}.")
             }
+            Self::ConnectionStringLimit { offset, limit, max } => format!(
+                "Connection string rejected at offset {offset}: it exceeds the {} limit of {max} {}.",
+                limit.name(),
+                limit.unit()
+            ),
             Self::BadValue {
                 key,
                 value,
@@ -119,6 +173,15 @@ mod tests {
             expected: "a number",
         };
         assert!(e.failed_message().contains("lagTime"));
+        let e = ProtoError::ConnectionStringLimit {
+            offset: 7,
+            limit: ConnStrLimit::Keys,
+            max: 1024,
+        };
+        assert_eq!(
+            e.failed_message(),
+            "Connection string rejected at offset 7: it exceeds the key count limit of 1024 keys."
+        );
         assert!(ProtoError::UnsupportedVersion(9)
             .failed_message()
             .contains("version 9"));

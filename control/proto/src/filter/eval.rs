@@ -9,9 +9,10 @@ use super::like::LikePattern;
 use super::value::{
     compare_same, derive_arithmetic, derive_comparison, derive_integer, equal_same, fold, Ty, Val,
 };
-use super::{EvalContext, FilterError};
+use super::{EvalContext, EvalLimits, EvalUsage, FilterError, FilterLimit};
 use crate::metadata::dataset::{DataTable, DataType, Value};
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::cmp::Ordering;
 use std::collections::HashSet;
 use sttp_wire::ticks;
@@ -19,6 +20,102 @@ use uuid::Uuid;
 
 /// Limits for regular expressions supplied by peers.
 pub(crate) const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// Steps charged for compiling a regular expression computed per row, plus
+/// [`REGEX_COMPILE_STEPS_PER_BYTE`] per pattern byte (a compile costs tens of µs, a step tens of ns).
+pub(crate) const REGEX_COMPILE_STEPS: u64 = 5000;
+/// See [`REGEX_COMPILE_STEPS`].
+pub(crate) const REGEX_COMPILE_STEPS_PER_BYTE: u64 = 50;
+
+/// One selection's evaluation budget (docs/limits.md): steps and bytes of string work used so
+/// far against [`EvalLimits`]; a refused charge is not counted, so the usage never exceeds
+/// the limits. Interior mutability so the evaluator can stay `&self`.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    limits: EvalLimits,
+    steps: Cell<u64>,
+    bytes: Cell<u64>,
+    /// Offset of the statement being evaluated, for the error.
+    pos: Cell<usize>,
+}
+
+impl Budget {
+    pub fn new(limits: EvalLimits) -> Self {
+        Self {
+            limits,
+            steps: Cell::new(0),
+            bytes: Cell::new(0),
+            pos: Cell::new(0),
+        }
+    }
+
+    pub fn usage(&self) -> EvalUsage {
+        EvalUsage {
+            steps: self.steps.get(),
+            bytes: self.bytes.get(),
+        }
+    }
+
+    pub fn set_pos(&self, pos: usize) {
+        self.pos.set(pos);
+    }
+
+    /// Charges `n` steps.
+    #[inline]
+    pub fn steps(&self, n: u64) -> Result<(), FilterError> {
+        let used = self.steps.get().saturating_add(n);
+        if used > self.limits.max_steps {
+            return Err(FilterError::over(
+                self.pos.get(),
+                FilterLimit::Steps,
+                self.limits.max_steps,
+            ));
+        }
+        self.steps.set(used);
+        Ok(())
+    }
+
+    /// Charges `n` bytes of string work.
+    #[inline]
+    pub fn bytes(&self, n: usize) -> Result<(), FilterError> {
+        let used = self.bytes.get().saturating_add(n as u64);
+        if used > self.limits.max_bytes {
+            return Err(FilterError::over(
+                self.pos.get(),
+                FilterLimit::Bytes,
+                self.limits.max_bytes,
+            ));
+        }
+        self.bytes.set(used);
+        Ok(())
+    }
+
+    /// Checks the length of a string about to be produced (before it is built).
+    pub fn check_len(&self, len: usize) -> Result<(), FilterError> {
+        if len > self.limits.max_string_len {
+            return Err(FilterError::over(
+                self.pos.get(),
+                FilterLimit::StringLength,
+                self.limits.max_string_len as u64,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks and charges a produced string of `len` bytes.
+    pub fn produce(&self, len: usize) -> Result<(), FilterError> {
+        self.check_len(len)?;
+        self.bytes(len)
+    }
+}
+
+/// Length of a string value (0 for anything else): what reading it costs.
+pub(crate) fn str_len(v: &Val<'_>) -> usize {
+    match v {
+        Val::Str(s) => s.len(),
+        _ => 0,
+    }
+}
 
 /// A bound expression node.
 #[derive(Debug, Clone)]
@@ -267,10 +364,6 @@ fn bind_inner(e: &Expr, table: &DataTable, count: &mut usize) -> Result<Node, Fi
                 }
                 _ => None,
             };
-            if matches!(func, Func::RegExMatch | Func::RegExVal) && regex.is_none() {
-                // A pattern computed per row is compiled per row: weigh it in the work budget.
-                *count += 1000;
-            }
             Node::Call {
                 func: *func,
                 args,
@@ -332,13 +425,14 @@ fn type_err(pos: usize, op: &str, l: Ty, r: Ty) -> FilterError {
     )
 }
 
-/// Evaluates bound nodes against rows.
+/// Evaluates bound nodes against rows, charging every node to the selection's [`Budget`].
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Evaluator {
+pub(crate) struct Evaluator<'b> {
     pub ctx: EvalContext,
+    pub budget: &'b Budget,
 }
 
-impl Evaluator {
+impl Evaluator<'_> {
     /// Evaluates `node` for `row`. `target` is the type a bare NULL literal takes here.
     pub fn eval<'a>(
         &self,
@@ -346,6 +440,7 @@ impl Evaluator {
         row: &'a [Value],
         target: Ty,
     ) -> Result<Val<'a>, FilterError> {
+        self.budget.steps(1)?;
         match node {
             Node::Const(v) => Ok(v.borrowed()),
             Node::NullLit => Ok(Val::Null(target)),
@@ -356,6 +451,13 @@ impl Evaluator {
             Node::Binary { op, l, r, pos } => {
                 let lv = self.eval(l, row, Ty::Boolean)?;
                 let rv = self.eval(r, row, Ty::Boolean)?;
+                let (ll, rl) = (str_len(&lv), str_len(&rv));
+                self.budget.bytes(ll.saturating_add(rl))?;
+                if *op == BinOp::Add && (ll > 0 || rl > 0) {
+                    // String concatenation (or number + string): the result is at most this
+                    // long plus a number's text.
+                    self.budget.produce(ll.saturating_add(rl).saturating_add(32))?;
+                }
                 binary(*op, lv, rv, *pos)
             }
             Node::Logical { and, args, pos } => self.logical(*and, args, row, *pos),
@@ -384,7 +486,13 @@ impl Evaluator {
                 args,
                 pos,
                 regex,
-            } => functions::call(self, *func, args, row, *pos, regex.as_ref()),
+            } => {
+                let v = functions::call(self, *func, args, row, *pos, regex.as_ref())?;
+                if let Val::Str(Cow::Owned(s)) = &v {
+                    self.budget.produce(s.len())?;
+                }
+                Ok(v)
+            }
         }
     }
 
@@ -447,6 +555,7 @@ impl Evaluator {
         if v.is_null() {
             return Ok(Val::Null(Ty::Boolean));
         }
+        self.budget.bytes(str_len(&v))?;
         if let Some(set) = set {
             match &v {
                 Val::Str(s) => {
@@ -467,6 +576,7 @@ impl Evaluator {
         }
         for item in list {
             let iv = self.eval(item, row, Ty::Boolean)?;
+            self.budget.bytes(str_len(&iv))?;
             let ty = derive_comparison(v.ty(), iv.ty())
                 .ok_or_else(|| type_err(pos, "=", v.ty(), iv.ty()))?;
             if iv.is_null() {
@@ -502,8 +612,15 @@ impl Evaluator {
             return Err(type_err(pos, "LIKE", v.ty(), p.ty()));
         };
         let matched = match (compiled, &p) {
-            (Some(c), _) => c.matches(text),
-            (None, Val::Str(ps)) => LikePattern::new(ps, !exact).matches(text),
+            (Some(c), _) => {
+                self.budget.bytes(c.cost(text.len()))?;
+                c.matches(text)
+            }
+            (None, Val::Str(ps)) => {
+                let c = LikePattern::new(ps, !exact);
+                self.budget.bytes(ps.len().saturating_add(c.cost(text.len())))?;
+                c.matches(text)
+            }
             _ => {
                 return Err(FilterError::new(
                     pos,

@@ -76,7 +76,7 @@ fn matches(s: &str, find: &str, ignore_case: bool) -> Vec<usize> {
 }
 
 struct Args<'e, 'a> {
-    ev: &'e Evaluator,
+    ev: &'e Evaluator<'e>,
     args: &'a [Node],
     row: &'a [Value],
     pos: usize,
@@ -101,7 +101,12 @@ impl<'a> Args<'_, 'a> {
     /// A String argument (NULL allowed); wrong type is an error.
     fn string(&self, i: usize, what: &str) -> Result<Option<Cow<'a, str>>, FilterError> {
         match self.get(i, Ty::String)? {
-            Val::Str(s) => Ok(Some(s)),
+            Val::Str(s) => {
+                // Every string function reads its string arguments about once (searching,
+                // folding, copying): charge that.
+                self.ev.budget.bytes(s.len())?;
+                Ok(Some(s))
+            }
             Val::Null(Ty::String) => Ok(None),
             v => self.err(format!(
                 "{what} must be a string, not \"{}\"",
@@ -220,7 +225,7 @@ fn str_val<'a>(s: impl Into<Cow<'a, str>>) -> Val<'a> {
 
 /// Evaluates a function call.
 pub(crate) fn call<'a>(
-    ev: &Evaluator,
+    ev: &Evaluator<'_>,
     func: Func,
     args: &'a [Node],
     row: &'a [Value],
@@ -511,7 +516,14 @@ fn text<'a>(a: &Args<'_, 'a>, func: Func) -> Result<Val<'a>, FilterError> {
             if m.is_empty() {
                 return Ok(Val::Str(src));
             }
-            let mut out = String::with_capacity(src.len());
+            // Refuse before building: the output's size is known from the match count (the
+            // evaluator charges the built string).
+            let out_len = m
+                .len()
+                .saturating_mul(with.len())
+                .saturating_add(src.len().saturating_sub(m.len().saturating_mul(find.len())));
+            a.ev.budget.check_len(out_len)?;
+            let mut out = String::with_capacity(out_len);
             let mut last = 0usize;
             for at in m {
                 out.push_str(src.get(last..at).unwrap_or(""));
@@ -618,6 +630,12 @@ fn regex_fn<'a>(
             let re = match regex {
                 Some(r) => r,
                 None => {
+                    a.ev.budget.steps(
+                        super::eval::REGEX_COMPILE_STEPS.saturating_add(
+                            (pattern.len() as u64)
+                                .saturating_mul(super::eval::REGEX_COMPILE_STEPS_PER_BYTE),
+                        ),
+                    )?;
                     compiled = compile_regex(&pattern, pos)?;
                     &compiled
                 }

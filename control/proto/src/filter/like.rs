@@ -44,6 +44,14 @@ impl LikePattern {
         }
     }
 
+    /// Bytes of work matching a text of `text_len` bytes costs at most: a fold of the text, then
+    /// searches for the segments in turn, each starting where the previous match ended (linear
+    /// two-way searches), so the text is read about once more in all, plus the segments.
+    pub fn cost(&self, text_len: usize) -> usize {
+        let seg: usize = self.segments.iter().map(String::len).sum();
+        text_len.saturating_mul(2).saturating_add(seg)
+    }
+
     pub fn matches(&self, text: &str) -> bool {
         let t: Cow<'_, str> = if self.ignore_case {
             fold(text)

@@ -20,7 +20,7 @@
 use super::ast::*;
 use super::lexer::{Tok, Token};
 use super::value::parse_datetime;
-use super::FilterError;
+use super::{FilterError, FilterLimit};
 
 /// Maximum nesting depth of a parsed expression.
 pub const MAX_DEPTH: usize = 128;
@@ -148,9 +148,10 @@ impl Parser {
         };
         e.depth = depth_of(&e);
         if e.depth > MAX_DEPTH {
-            return Err(FilterError::new(
+            return Err(FilterError::over(
                 pos,
-                format!("expression nesting exceeds {MAX_DEPTH} levels"),
+                FilterLimit::Depth,
+                MAX_DEPTH as u64,
             ));
         }
         Ok(e)
@@ -159,7 +160,11 @@ impl Parser {
     fn enter(&mut self) -> Result<(), FilterError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return self.err(format!("expression nesting exceeds {MAX_DEPTH} levels"));
+            return Err(FilterError::over(
+                self.pos(),
+                FilterLimit::Depth,
+                MAX_DEPTH as u64,
+            ));
         }
         Ok(())
     }
