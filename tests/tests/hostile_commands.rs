@@ -565,3 +565,65 @@ fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
         .try_init();
     buf
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_over_its_cpu_budget_is_closed_counted_and_its_source_throttled() {
+    let order_by = "FILTER ActiveMeasurements WHERE True ORDER BY PointTag;".repeat(14_000);
+    let command = Arc::new(subscribe_with(filter(&order_by)));
+    // Budget on, then the negative control with the budget off: the same attacker is never closed.
+    for budget_on in [true, false] {
+        let config = PublisherConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            commands: CommandSettings {
+                threads: 2,
+                cpu_burst: if budget_on {
+                    Duration::from_millis(30)
+                } else {
+                    Duration::ZERO
+                },
+                cpu_rate: 0.0,
+            },
+            limits: sttp_control::server::Limits {
+                failure_threshold: 3,
+                ..Default::default()
+            },
+            ..PublisherConfig::default()
+        };
+        let tp = TestPublisher::start_with(config, SIGNALS).await;
+        let addr = tp.publisher().local_addr();
+        let stop = Arc::new(AtomicBool::new(false));
+        let source = IpAddr::V4(Ipv4Addr::new(127, 62, 0, 1));
+        let run = tokio::spawn(attacker(addr, source, command.clone(), stop.clone()));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        stop.store(true, Relaxed);
+        let outcome = run.await.unwrap();
+        let stats = tp.publisher().stats();
+        let closes = stats.closes.close_count("cpu_budget");
+        eprintln!(
+            "budget {}: {} commands answered on {} connections, {closes} cpu_budget closes, \
+             {} throttle incidents, {} throttled refusals",
+            if budget_on { "30 ms" } else { "off" },
+            outcome.commands,
+            outcome.connections,
+            stats.throttle_incidents.load(Relaxed),
+            stats.refused_throttled.load(Relaxed),
+        );
+        if budget_on {
+            assert_eq!(
+                closes, 3,
+                "three connections closed over budget, then throttled"
+            );
+            assert_eq!(stats.cpu_budget_closes.load(Relaxed), 3);
+            assert_eq!(stats.throttle_incidents.load(Relaxed), 1);
+            assert!(stats.refused_throttled.load(Relaxed) >= 1);
+        } else {
+            assert_eq!(closes, 0);
+            assert_eq!(
+                outcome.connections, 1,
+                "the control's connection was closed"
+            );
+            assert!(outcome.commands >= 5, "{} commands", outcome.commands);
+        }
+        tp.shutdown().await;
+    }
+}
