@@ -45,15 +45,13 @@ pub fn lossy(bytes: &[u8], cap: usize) -> String {
 
 impl fmt::Display for PeerText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut shown = 0usize;
         let mut chars = self.text.chars();
-        for ch in chars.by_ref() {
+        for (shown, ch) in chars.by_ref().enumerate() {
             if shown == self.cap {
                 // Count what is left without printing it: bounded by the text, read once.
                 let rest = 1 + chars.count();
                 return write!(f, "… ({rest} more characters)");
             }
-            shown += 1;
             match ch {
                 '\\' => f.write_str("\\\\")?,
                 '\n' => f.write_str("\\n")?,

@@ -456,7 +456,8 @@ impl Evaluator<'_> {
                 if *op == BinOp::Add && (ll > 0 || rl > 0) {
                     // String concatenation (or number + string): the result is at most this
                     // long plus a number's text.
-                    self.budget.produce(ll.saturating_add(rl).saturating_add(32))?;
+                    self.budget
+                        .produce(ll.saturating_add(rl).saturating_add(32))?;
                 }
                 binary(*op, lv, rv, *pos)
             }
@@ -618,7 +619,8 @@ impl Evaluator<'_> {
             }
             (None, Val::Str(ps)) => {
                 let c = LikePattern::new(ps, !exact);
-                self.budget.bytes(ps.len().saturating_add(c.cost(text.len())))?;
+                self.budget
+                    .bytes(ps.len().saturating_add(c.cost(text.len())))?;
                 c.matches(text)
             }
             _ => {

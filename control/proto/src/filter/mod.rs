@@ -268,7 +268,9 @@ fn count_nodes(e: &Expr) -> usize {
         ExprKind::Logical { args, .. } | ExprKind::Call(_, args) => {
             args.iter().map(count_nodes).sum()
         }
-        ExprKind::In { arg, list, .. } => count_nodes(arg) + list.iter().map(count_nodes).sum::<usize>(),
+        ExprKind::In { arg, list, .. } => {
+            count_nodes(arg) + list.iter().map(count_nodes).sum::<usize>()
+        }
     }
 }
 
