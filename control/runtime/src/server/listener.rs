@@ -1,6 +1,8 @@
 //! The accept loop: admission (throttled sources, per-source and total connection limits,
 //! [`super::limits`]), then one task per connection that completes the transport handshake
 //! (plain TCP or TLS, [`super::transport`]) within the handshake timeout and serves the session.
+//! Accepted connections get TCP keep-alive and TCP_USER_TIMEOUT from the limits first
+//! (docs/liveness.md).
 
 use super::connection::serve_connection;
 use super::limits::{Fault, Refusal};
@@ -78,6 +80,9 @@ fn admit(
     }
     shared.stats.connections_accepted.fetch_add(1, Relaxed);
     shared.stats.connections_open.fetch_add(1, Relaxed);
+    if let Err(e) = set_liveness(&stream, &shared.config.limits) {
+        tracing::warn!(%peer, error = %e, "cannot set TCP keep-alive / user timeout on a connection");
+    }
     let shared = shared.clone();
     let shutdown = shutdown.clone();
     tasks.spawn(async move {
@@ -103,6 +108,24 @@ fn admit(
         shared.stats.connections_open.fetch_sub(1, Relaxed);
         tracing::info!(%peer, %reason, "connection closed");
     });
+}
+
+/// The kernel's dead-peer detection on an accepted connection (docs/liveness.md): keep-alive
+/// probes after `tcp_keepalive_idle` of silence, and TCP_USER_TIMEOUT, which drops the
+/// connection when sent data stays unacknowledged (or a zero window stays shut) that long.
+fn set_liveness(stream: &TcpStream, limits: &super::Limits) -> std::io::Result<()> {
+    let socket = socket2::SockRef::from(stream);
+    if let Some(idle) = limits.tcp_keepalive_idle {
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(idle)
+            .with_interval(limits.tcp_keepalive_interval)
+            .with_retries(limits.tcp_keepalive_probes);
+        socket.set_tcp_keepalive(&keepalive)?;
+    }
+    if limits.tcp_user_timeout.is_some() {
+        socket.set_tcp_user_timeout(limits.tcp_user_timeout)?;
+    }
+    Ok(())
 }
 
 /// Refuses a connection the way the reference publishers do: Failed(0x00) then close after ~1 s.

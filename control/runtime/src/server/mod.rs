@@ -10,6 +10,7 @@ pub mod limits;
 mod listener;
 mod settings;
 pub mod transport;
+mod writer;
 
 pub use limits::Limits;
 pub use settings::encoder_settings;
@@ -128,6 +129,10 @@ pub struct PublisherStats {
     pub oversized_frames: AtomicU64,
     /// Sessions closed for exceeding `limits.session_memory_budget`.
     pub memory_budget_closes: AtomicU64,
+    /// Sessions closed because the peer stopped taking bytes: no progress on the send queue
+    /// for `limits.send_stall_timeout`, or the kernel's TCP user timeout / keep-alive gave up
+    /// (docs/liveness.md).
+    pub dead_peer_closes: AtomicU64,
 }
 
 struct Shared {
