@@ -252,14 +252,15 @@ fn frame_of(e: &Expected) -> u64 {
 fn sockets_to_sub(topo: &Topology) -> String {
     let out = topo
         .command(Role::Pub, "ss")
-        .args(["-tn", "dst", &SUB_ADDR.to_string()])
+        .args(["-tnoi", "dst", &SUB_ADDR.to_string()])
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .skip(1)
+        .map(str::trim)
         .collect::<Vec<_>>()
-        .join(" | ")
+        .join(" ")
 }
 
 fn session_open(tp: &TestPublisher, peer: SocketAddr) -> bool {
@@ -341,6 +342,7 @@ fn black_hole(name: &str, limits: Limits, kill: bool, expect: Expect) -> Option<
             }
             println!("[{name}] black hole at frame {hole_frame}; publisher sockets: {}", sockets_to_sub(&topo_in));
             let mut closed_at = None;
+            let mut probed = false;
             let mut freed_at = None;
             let deadline = BOUND + Duration::from_secs(5);
             while hole.elapsed() < deadline {
@@ -352,6 +354,10 @@ fn black_hole(name: &str, limits: Limits, kill: bool, expect: Expect) -> Option<
                     && stats.connections_open.load(Relaxed) == 1
                 {
                     freed_at = Some(hole.elapsed());
+                }
+                if !probed && hole.elapsed() > Duration::from_secs(10) {
+                    probed = true;
+                    println!("[{name}] 10 s into the black hole: {}", sockets_to_sub(&topo_in));
                 }
                 if expect != Expect::StillOpen && closed_at.is_some() && freed_at.is_some() {
                     break;
@@ -449,6 +455,27 @@ fn the_no_progress_check_alone_closes_a_black_holed_subscriber() {
     ) {
         println!(
             "black hole, no-progress check alone: closed after {:.2} s",
+            t.as_secs_f64()
+        );
+    }
+}
+
+#[test]
+fn the_tcp_user_timeout_alone_closes_a_black_holed_subscriber() {
+    // The kernel's verdict alone: no keep-alive, no writer check.
+    let limits = Limits {
+        tcp_keepalive_idle: None,
+        send_stall_timeout: None,
+        ..Limits::default()
+    };
+    if let Some(t) = black_hole(
+        "user timeout only",
+        limits,
+        false,
+        Expect::Closed("the connection timed out"),
+    ) {
+        println!(
+            "black hole, TCP_USER_TIMEOUT alone: closed after {:.2} s",
             t.as_secs_f64()
         );
     }
