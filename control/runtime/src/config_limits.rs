@@ -72,14 +72,15 @@ fn keepalive_secs(name: &str, value: f64) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(value))
 }
 
-/// A time where 0 means off; otherwise at least a millisecond and at most a day.
+/// A dead-peer time where 0 means off; otherwise at least a second (shorter would close live
+/// subscribers on any hiccup of the link) and at most a day.
 fn secs_or_off(name: &str, value: f64) -> anyhow::Result<Option<Duration>> {
     if value == 0.0 {
         return Ok(None);
     }
     anyhow::ensure!(
-        (0.001..=86_400.0).contains(&value),
-        "limits.{name} must be 0 (off) or in [0.001, 86400] seconds, got {value}"
+        (1.0..=86_400.0).contains(&value),
+        "limits.{name} must be 0 (off) or in [1, 86400] seconds, got {value}"
     );
     Ok(Some(Duration::from_secs_f64(value)))
 }
