@@ -135,3 +135,52 @@ async fn refuse(mut stream: TcpStream, message: &'static [u8]) {
     let _ = stream.write_all(&frame).await;
     tokio::time::sleep(REFUSAL_LINGER).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_get_the_configured_keepalive_and_user_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let socket = socket2::SockRef::from(&stream);
+        assert!(!socket.keepalive().unwrap());
+        assert_eq!(socket.tcp_user_timeout().unwrap(), None);
+        let limits = super::super::Limits::default();
+        set_liveness(&stream, &limits).unwrap();
+        assert!(socket.keepalive().unwrap());
+        assert_eq!(
+            socket.tcp_keepalive_time().unwrap(),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            socket.tcp_keepalive_interval().unwrap(),
+            Duration::from_secs(5)
+        );
+        assert_eq!(socket.tcp_keepalive_retries().unwrap(), 3);
+        assert_eq!(
+            socket.tcp_user_timeout().unwrap(),
+            Some(Duration::from_secs(20))
+        );
+        // Off: nothing is set.
+        let (stream2, _) = {
+            let _c = TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            listener.accept().await.unwrap()
+        };
+        let off = super::super::Limits {
+            tcp_keepalive_idle: None,
+            tcp_user_timeout: None,
+            ..super::super::Limits::default()
+        };
+        set_liveness(&stream2, &off).unwrap();
+        let socket2 = socket2::SockRef::from(&stream2);
+        assert!(!socket2.keepalive().unwrap());
+        assert_eq!(socket2.tcp_user_timeout().unwrap(), None);
+    }
+}
