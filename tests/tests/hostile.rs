@@ -484,6 +484,7 @@ async fn ten_thousand_hostile_connections_leave_ten_good_subscribers_without_a_g
             failure_window: FAILURE_WINDOW,
             throttle_cooldown: Duration::from_secs(300),
             session_memory_budget: BUDGET,
+            ..Limits::default()
         },
         ..PublisherConfig::default()
     };

@@ -46,12 +46,7 @@ pub fn lossy(bytes: &[u8], cap: usize) -> String {
 impl fmt::Display for PeerText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut chars = self.text.chars();
-        for (shown, ch) in chars.by_ref().enumerate() {
-            if shown == self.cap {
-                // Count what is left without printing it: bounded by the text, read once.
-                let rest = 1 + chars.count();
-                return write!(f, "… ({rest} more characters)");
-            }
+        for ch in chars.by_ref().take(self.cap) {
             match ch {
                 '\\' => f.write_str("\\\\")?,
                 '\n' => f.write_str("\\n")?,
@@ -65,6 +60,11 @@ impl fmt::Display for PeerText<'_> {
                 }
                 c => fmt::Write::write_char(f, c)?,
             }
+        }
+        // Count what is left without printing it: bounded by the text, read once.
+        let rest = chars.count();
+        if rest > 0 {
+            write!(f, "… ({rest} more characters)")?;
         }
         Ok(())
     }

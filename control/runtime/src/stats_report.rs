@@ -87,6 +87,7 @@ pub fn snapshot(publisher: &Publisher) -> Value {
             "closed_by_reason": counts(p.closes.closes()),
             "protocol_closes": p.protocol_closes.load(Relaxed),
             "throttle_incidents": p.throttle_incidents.load(Relaxed),
+            "dead_peer_closes": p.dead_peer_closes.load(Relaxed),
         },
         "commands": commands,
         "workers": workers,

@@ -8,6 +8,7 @@ use super::command_pool::CpuBudget;
 use super::data_channel::{DataChannel, Effects};
 use super::limits::Fault;
 use super::transport::BoxedStream;
+use super::writer;
 use super::LegacyCipherKeys;
 use super::{
     read, Shared, CONTROL_SEND_TIMEOUT, FIRST_FRAME_LIMIT, HANDSHAKE_TIMEOUT, KEEPALIVE,
@@ -25,7 +26,7 @@ use sttp_proto::command::code as cmd;
 use sttp_proto::framing::FrameDecoder;
 use sttp_proto::peer_text::PeerText;
 use sttp_proto::session::{PublisherOutput, PublisherSession, PublisherSessionConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
@@ -102,21 +103,12 @@ pub(super) async fn serve_connection(
         Ok(a) => a,
         Err(reason) => return CloseReason::AccessDenied(reason),
     };
-    let (mut rd, mut wr) = tokio::io::split(stream);
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(shared.config.subscriber_queue_frames.max(16));
+    let (mut rd, wr) = tokio::io::split(stream);
+    let (tx, rx) = mpsc::channel::<Vec<u8>>(shared.config.subscriber_queue_frames.max(16));
     let budget = SessionBudget::new(shared.config.limits.session_memory_budget);
-    let written = budget.clone();
-    let writer = tokio::spawn(async move {
-        while let Some(bytes) = rx.recv().await {
-            let result = wr.write_all(&bytes).await;
-            written.release(bytes.len());
-            if let Err(e) = result {
-                return format!("write failed: {e}");
-            }
-        }
-        let _ = wr.shutdown().await;
-        String::new()
-    });
+    let stall = shared.config.limits.send_stall_timeout;
+    let mut writer = tokio::spawn(writer::run(rx, wr, budget.clone(), stall));
+    let (mut writer_end, mut read_error) = (None, None);
     tracing::info!(%peer, "subscriber connected");
     let handle: SubscriptionHandle = shared.engine.add_subscription(SubscriptionSpec {
         sink: Box::new(BudgetSink::new(ChannelSink(tx.clone()), budget.clone())),
@@ -154,6 +146,13 @@ pub(super) async fn serve_connection(
     let reason = 'conn: loop {
         tokio::select! {
             _ = shutdown.changed() => break 'conn CloseReason::Shutdown,
+            // The writer ended (dead peer, write error): the reason comes from its end below.
+            end = &mut writer => {
+                let end = writer::joined(end);
+                let reason = writer::ended_first(&end);
+                writer_end = Some(end);
+                break 'conn reason;
+            }
             _ = &mut handshake, if session.phase() == sttp_proto::session::publisher::Phase::AwaitingModes => {
                 break 'conn CloseReason::NoModes(HANDSHAKE_TIMEOUT);
             }
@@ -177,7 +176,10 @@ pub(super) async fn serve_connection(
                 let n = match read {
                     Ok(0) => break 'conn CloseReason::PeerClosed,
                     Ok(n) => n,
-                    Err(e) => break 'conn CloseReason::ReadFailed(e.to_string()),
+                    Err(e) => {
+                        read_error = Some(e.kind());
+                        break 'conn CloseReason::ReadFailed(e.to_string());
+                    }
                 };
                 framer.push(buf.get(..n).unwrap_or_default());
                 if n == buf.len() && buf.len() < READ_BUF_MAX {
@@ -331,14 +333,11 @@ pub(super) async fn serve_connection(
     };
     drop(channel);
     drop(tx);
-    let mut writer = writer;
-    if tokio::time::timeout(Duration::from_secs(2), &mut writer)
-        .await
-        .is_err()
-    {
-        writer.abort();
-    }
-    reason
+    let end = match writer_end {
+        Some(end) => end,
+        None => writer::finish(writer).await,
+    };
+    writer::conclude(shared, peer, reason, read_error, end, &budget)
 }
 
 /// True for the commands whose handling can cost milliseconds of CPU.

@@ -14,7 +14,10 @@
 //!   for [`Limits::throttle_cooldown`], with one alert per incident, not one per connection;
 //! * **memory**: [`Limits::session_memory_budget`] bytes per session for queued outgoing frames
 //!   plus buffered input (the first frame is further capped at 8 KiB by the frame decoder,
-//!   wire.md §1 size limits).
+//!   wire.md §1 size limits);
+//! * **dead peers**: TCP keep-alive, TCP_USER_TIMEOUT and the writer's no-progress check
+//!   ([`Limits::send_stall_timeout`]) close a session whose peer stopped acknowledging or
+//!   reading within a bounded time (docs/liveness.md).
 //!
 //! [`SourceTracker`] is sans-clock: every call that needs the time takes `now`, so the rules
 //! are unit-tested without sleeping.
@@ -39,6 +42,19 @@ pub const DEFAULT_FAILURE_WINDOW: Duration = Duration::from_secs(60);
 pub const DEFAULT_THROTTLE_COOLDOWN: Duration = Duration::from_secs(60);
 /// Default bytes one session may hold in queued output plus buffered input.
 pub const DEFAULT_SESSION_MEMORY_BUDGET: usize = 8 * 1024 * 1024;
+/// Default idle time of an accepted connection before the first TCP keep-alive probe
+/// (docs/liveness.md).
+pub const DEFAULT_TCP_KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+/// Default time between TCP keep-alive probes.
+pub const DEFAULT_TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// Default unanswered keep-alive probes after which the kernel drops the connection.
+pub const DEFAULT_TCP_KEEPALIVE_PROBES: u32 = 3;
+/// Default TCP_USER_TIMEOUT: how long sent data may stay unacknowledged (and a zero window
+/// unopened) before the kernel drops the connection.
+pub const DEFAULT_TCP_USER_TIMEOUT: Duration = Duration::from_secs(20);
+/// Default time the writer may wait on queued output without a single byte written before the
+/// session is closed as a dead peer ([`super::writer`]).
+pub const DEFAULT_SEND_STALL_TIMEOUT: Duration = Duration::from_secs(20);
 /// Sources tracked at most; beyond this, idle entries are pruned at once and, if that is not
 /// enough, failure history is forgotten (open-connection counts are always kept).
 const MAX_TRACKED_SOURCES: usize = 65_536;
@@ -60,6 +76,19 @@ pub struct Limits {
     pub throttle_cooldown: Duration,
     /// Bytes one session may hold: queued outgoing frames plus buffered input.
     pub session_memory_budget: usize,
+    /// Idle time before the first TCP keep-alive probe on an accepted connection; None leaves
+    /// keep-alive off (docs/liveness.md).
+    pub tcp_keepalive_idle: Option<Duration>,
+    /// Time between keep-alive probes.
+    pub tcp_keepalive_interval: Duration,
+    /// Unanswered keep-alive probes after which the kernel drops the connection.
+    pub tcp_keepalive_probes: u32,
+    /// TCP_USER_TIMEOUT of accepted connections; None keeps the kernel's retransmission limit
+    /// (`tcp_retries2`, about 15 minutes).
+    pub tcp_user_timeout: Option<Duration>,
+    /// Queued output with no byte written for this long closes the session as a dead peer;
+    /// None turns the check off.
+    pub send_stall_timeout: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -72,6 +101,11 @@ impl Default for Limits {
             failure_window: DEFAULT_FAILURE_WINDOW,
             throttle_cooldown: DEFAULT_THROTTLE_COOLDOWN,
             session_memory_budget: DEFAULT_SESSION_MEMORY_BUDGET,
+            tcp_keepalive_idle: Some(DEFAULT_TCP_KEEPALIVE_IDLE),
+            tcp_keepalive_interval: DEFAULT_TCP_KEEPALIVE_INTERVAL,
+            tcp_keepalive_probes: DEFAULT_TCP_KEEPALIVE_PROBES,
+            tcp_user_timeout: Some(DEFAULT_TCP_USER_TIMEOUT),
+            send_stall_timeout: Some(DEFAULT_SEND_STALL_TIMEOUT),
         }
     }
 }

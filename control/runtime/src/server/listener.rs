@@ -1,6 +1,8 @@
 //! The accept loop: admission (throttled sources, per-source and total connection limits,
 //! [`super::limits`]), then one task per connection that completes the transport handshake
 //! (plain TCP or TLS, [`super::transport`]) within the handshake timeout and serves the session.
+//! Accepted connections get TCP keep-alive and TCP_USER_TIMEOUT from the limits first
+//! (docs/liveness.md).
 
 use super::close::{CloseReason, RefusalKind};
 use super::connection::serve_connection;
@@ -88,6 +90,9 @@ fn admit(
     }
     shared.stats.connections_accepted.fetch_add(1, Relaxed);
     shared.stats.connections_open.fetch_add(1, Relaxed);
+    if let Err(e) = set_liveness(&stream, &shared.config.limits) {
+        tracing::warn!(%peer, error = %e, "cannot set TCP keep-alive / user timeout on a connection");
+    }
     let shared = shared.clone();
     let shutdown = shutdown.clone();
     tasks.spawn(async move {
@@ -117,10 +122,77 @@ fn admit(
     });
 }
 
+/// The kernel's dead-peer detection on an accepted connection (docs/liveness.md): keep-alive
+/// probes after `tcp_keepalive_idle` of silence, and TCP_USER_TIMEOUT, which drops the
+/// connection when sent data stays unacknowledged (or a zero window stays shut) that long.
+fn set_liveness(stream: &TcpStream, limits: &super::Limits) -> std::io::Result<()> {
+    let socket = socket2::SockRef::from(stream);
+    if let Some(idle) = limits.tcp_keepalive_idle {
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(idle)
+            .with_interval(limits.tcp_keepalive_interval)
+            .with_retries(limits.tcp_keepalive_probes);
+        socket.set_tcp_keepalive(&keepalive)?;
+    }
+    if limits.tcp_user_timeout.is_some() {
+        socket.set_tcp_user_timeout(limits.tcp_user_timeout)?;
+    }
+    Ok(())
+}
+
 /// Refuses a connection the way the reference publishers do: Failed(0x00) then close after ~1 s.
 async fn refuse(mut stream: TcpStream, message: &'static [u8]) {
     let mut frame = Vec::new();
     encode_response(&mut frame, rsp::FAILED, 0x00, message);
     let _ = stream.write_all(&frame).await;
     tokio::time::sleep(REFUSAL_LINGER).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_get_the_configured_keepalive_and_user_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let socket = socket2::SockRef::from(&stream);
+        assert!(!socket.keepalive().unwrap());
+        assert_eq!(socket.tcp_user_timeout().unwrap(), None);
+        let limits = super::super::Limits::default();
+        set_liveness(&stream, &limits).unwrap();
+        assert!(socket.keepalive().unwrap());
+        assert_eq!(
+            socket.tcp_keepalive_time().unwrap(),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            socket.tcp_keepalive_interval().unwrap(),
+            Duration::from_secs(5)
+        );
+        assert_eq!(socket.tcp_keepalive_retries().unwrap(), 3);
+        assert_eq!(
+            socket.tcp_user_timeout().unwrap(),
+            Some(Duration::from_secs(20))
+        );
+        // Off: nothing is set.
+        let (stream2, _) = {
+            let _c = TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            listener.accept().await.unwrap()
+        };
+        let off = super::super::Limits {
+            tcp_keepalive_idle: None,
+            tcp_user_timeout: None,
+            ..super::super::Limits::default()
+        };
+        set_liveness(&stream2, &off).unwrap();
+        let socket2 = socket2::SockRef::from(&stream2);
+        assert!(!socket2.keepalive().unwrap());
+        assert_eq!(socket2.tcp_user_timeout().unwrap(), None);
+    }
 }

@@ -12,6 +12,7 @@ pub mod limits;
 mod listener;
 mod settings;
 pub mod transport;
+mod writer;
 
 pub use close::{CloseCounters, CloseReason, RefusalKind};
 pub use limits::Limits;
@@ -167,6 +168,10 @@ pub struct PublisherStats {
     pub command_cpu_us: AtomicU64,
     /// Every close, by reason, and every refusal, by kind.
     pub closes: CloseCounters,
+    /// Sessions closed because the peer stopped taking bytes: no progress on the send queue
+    /// for `limits.send_stall_timeout`, or the kernel's TCP user timeout / keep-alive gave up
+    /// (docs/liveness.md).
+    pub dead_peer_closes: AtomicU64,
 }
 
 struct Shared {
