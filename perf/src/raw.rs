@@ -286,8 +286,7 @@ mod tests {
         };
         // The receiver binds port 0 itself and reports the address it holds.
         let (tx, rx) = std::sync::mpsc::channel();
-        let receiver =
-            std::thread::spawn(move || receive(&opts, |a| tx.send(a.to_vec()).unwrap()));
+        let receiver = std::thread::spawn(move || receive(&opts, |a| tx.send(a.to_vec()).unwrap()));
         let addrs = rx.recv().unwrap();
         assert_eq!(addrs.len(), 1);
         assert_ne!(addrs[0].port(), 0);

@@ -474,7 +474,10 @@ impl TcpRelay {
 
     /// The data-channel ports named by the subscribe requests that passed (redirecting relay).
     pub fn data_ports(&self) -> Vec<u16> {
-        self.data_ports.lock().map(|p| p.clone()).unwrap_or_default()
+        self.data_ports
+            .lock()
+            .map(|p| p.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -564,7 +567,11 @@ pub fn rewrite_local_port(hay: &mut [u8], to: u16) -> Vec<u16> {
             {
                 end += width;
             }
-            let digits: String = hay[start..end].iter().step_by(width).map(|&b| b as char).collect();
+            let digits: String = hay[start..end]
+                .iter()
+                .step_by(width)
+                .map(|&b| b as char)
+                .collect();
             if let Ok(port) = digits.parse::<u16>() {
                 let text = format!("{to:0n$}", n = digits.len());
                 if text.len() == digits.len() {

@@ -180,7 +180,10 @@ async fn python_subscriber_receives_every_point(mode: Mode) {
     );
     if mode == Mode::Udp {
         let port = summary["udp_port"].as_u64().unwrap_or(0);
-        assert!(port > 0 && port <= 65_535, "the peer reports its data port: {summary}");
+        assert!(
+            port > 0 && port <= 65_535,
+            "the peer reports its data port: {summary}"
+        );
         let workers = tp.publisher().worker_stats();
         let sent: u64 = workers.iter().map(|w| w.datagrams_sent).sum();
         assert!(sent > 0, "the data went over UDP");
@@ -231,7 +234,9 @@ async fn our_subscriber_receives_every_point_of_the_python_publisher() {
         l.starts_with('{')
     });
     let info: serde_json::Value = serde_json::from_str(&info).unwrap();
-    let port = info["port"].as_u64().expect("the publisher reports its port");
+    let port = info["port"]
+        .as_u64()
+        .expect("the publisher reports its port");
     assert!(port > 0 && port <= 65_535, "{info}");
     let signals: Vec<Uuid> = info["signals"]
         .as_array()

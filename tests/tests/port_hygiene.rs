@@ -84,7 +84,10 @@ fn scan_rust(text: &str) -> Vec<(usize, &'static str)> {
                 }
             }
             if rest.starts_with(".local_addr()") {
-                out.push((at(start), "a temporary socket's port is taken and the socket dropped"));
+                out.push((
+                    at(start),
+                    "a temporary socket's port is taken and the socket dropped",
+                ));
             }
         }
         i = start + 1;
@@ -118,14 +121,20 @@ fn scan_rust(text: &str) -> Vec<(usize, &'static str)> {
         if tail.starts_with(&addr) {
             let expr = &tail[..tail.find([';', '}']).unwrap_or(tail.len())];
             if tail[expr.len()..].starts_with('}') {
-                out.push((at(start), "a block binds a socket and returns only its address"));
+                out.push((
+                    at(start),
+                    "a block binds a socket and returns only its address",
+                ));
                 continue;
             }
         }
         let window = &tail[..tail.len().min(600)];
         if let (Some(a), Some(d)) = (window.find(&addr), window.find(&format!("drop({name})"))) {
             if a < d {
-                out.push((at(start), "a socket's port is read, then the socket is dropped"));
+                out.push((
+                    at(start),
+                    "a socket's port is read, then the socket is dropped",
+                ));
             }
         }
     }
@@ -165,7 +174,10 @@ fn scan_python(text: &str) -> Vec<(usize, &'static str)> {
         let window = &compact[k..compact.len().min(k + 400)];
         if window.contains(&format!("{name}.close()")) {
             let line = compact[..k].matches('\n').count() + 1;
-            out.push((line, "a socket bound to port 0 is closed after its port was read"));
+            out.push((
+                line,
+                "a socket bound to port 0 is closed after its port was read",
+            ));
         }
     }
     out
@@ -196,7 +208,14 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         let path = e.path();
         let name = e.file_name().to_string_lossy().into_owned();
         if path.is_dir() {
-            let skip = ["target", ".git", ".venv", "corpus", "artifacts", "node_modules"];
+            let skip = [
+                "target",
+                ".git",
+                ".venv",
+                "corpus",
+                "artifacts",
+                "node_modules",
+            ];
             if !skip.contains(&name.as_str()) && !name.starts_with('.') {
                 walk(&path, out);
             }
@@ -212,10 +231,19 @@ fn no_source_file_picks_a_port_and_releases_it() {
     let me = Path::new(file!()).file_name().unwrap();
     let mut files = Vec::new();
     walk(&root, &mut files);
-    let rust = files.iter().filter(|f| f.extension().is_some_and(|e| e == "rs")).count();
-    assert!(rust > 50, "the scan found only {rust} Rust files under {}", root.display());
+    let rust = files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "rs"))
+        .count();
     assert!(
-        files.iter().any(|f| f.ends_with("tests/python/sub_peer.py")),
+        rust > 50,
+        "the scan found only {rust} Rust files under {}",
+        root.display()
+    );
+    assert!(
+        files
+            .iter()
+            .any(|f| f.ends_with("tests/python/sub_peer.py")),
         "the Python peers are scanned"
     );
     let mut findings = Vec::new();
@@ -278,7 +306,11 @@ fn the_scan_catches_the_removed_code_and_passes_its_replacements() {
         "let socket = UdpSocket::bind(bind).ok()?;",
     ];
     for code in kept_rust {
-        assert!(scan_rust(code).is_empty(), "false alarm:\n{code}\n{:?}", scan_rust(code));
+        assert!(
+            scan_rust(code).is_empty(),
+            "false alarm:\n{code}\n{:?}",
+            scan_rust(code)
+        );
     }
     let held = "held = _HeldUdpSocket(socket.AF_INET, socket.SOCK_DGRAM)\nsocket.socket.bind(held, (\"0.0.0.0\", 0))\nport = held.getsockname()[1]\n";
     assert!(scan_python(held).is_empty(), "false alarm:\n{held}");

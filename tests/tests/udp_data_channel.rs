@@ -186,7 +186,10 @@ async fn an_ephemeral_data_port_is_kept_across_reconnects() {
     check_window(&tp, &got, end, None).unwrap();
     let stats = sub.stats();
     assert_eq!(stats.udp_port, port, "same data port after the reconnect");
-    assert!(stats.key_epochs_installed >= 2, "a second session: {stats:?}");
+    assert!(
+        stats.key_epochs_installed >= 2,
+        "a second session: {stats:?}"
+    );
     sub.stop().await;
     tp.shutdown().await;
 }

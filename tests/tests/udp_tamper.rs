@@ -90,7 +90,8 @@ async fn run(cipher: UdpCipherChoice) -> Outcome {
         )
         .unwrap(),
     );
-    let relay = TcpRelay::redirect_data_channel(tp.publisher().local_addr(), proxy.clone()).unwrap();
+    let relay =
+        TcpRelay::redirect_data_channel(tp.publisher().local_addr(), proxy.clone()).unwrap();
     let mut sub = subscriber(relay.local_addr(), cipher);
     // A second subscriber, directly connected, whose port receives injected datagrams.
     let mut other = subscriber(tp.publisher().local_addr(), cipher);
@@ -112,7 +113,11 @@ async fn run(cipher: UdpCipherChoice) -> Outcome {
     // and where the proxy forwards.
     let port = sub.stats().udp_port;
     assert_ne!(port, 0);
-    assert_eq!(relay.data_ports(), vec![port], "one subscribe through the relay");
+    assert_eq!(
+        relay.data_ports(),
+        vec![port],
+        "one subscribe through the relay"
+    );
     assert_eq!(proxy.target(), SocketAddr::from(([127, 0, 0, 1], port)));
     let other_port = other.stats().udp_port;
     assert!(other_port != 0 && other_port != port, "{other_port} {port}");
