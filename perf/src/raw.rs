@@ -35,7 +35,9 @@ struct Counts {
 }
 
 /// Raw receiver settings: `subscribers` sockets starting at `base` (UDP: one port each; TCP: one
-/// listener on `base` accepting that many connections).
+/// listener on `base` accepting that many connections). Port 0 in `base`: every socket binds a
+/// port of the kernel's choosing, and `receive` hands the bound addresses to its `ready`
+/// callback (so whoever sends learns them from the process that holds them).
 #[derive(Debug, Clone)]
 pub struct RawReceiveOpts {
     pub transport: RawTransport,
@@ -46,20 +48,28 @@ pub struct RawReceiveOpts {
     pub sender_pid: Option<u32>,
 }
 
-/// Binds the sockets, calls `ready`, counts through the window and reports.
-pub fn receive(opts: &RawReceiveOpts, ready: impl FnOnce()) -> anyhow::Result<ReceiverReport> {
+/// Binds the sockets, calls `ready` with their bound addresses (UDP: one per subscriber; TCP:
+/// the listener), counts through the window and reports.
+pub fn receive(
+    opts: &RawReceiveOpts,
+    ready: impl FnOnce(&[SocketAddr]),
+) -> anyhow::Result<ReceiverReport> {
     let phase = Arc::new(AtomicU8::new(WARMUP));
     let counts = Arc::new(Counts::default());
     let snmp_before = snmp::udp_rcvbuf_errors();
     let mut threads = Vec::new();
+    let mut bound = Vec::new();
     match opts.transport {
         RawTransport::Udp => {
             for k in 0..opts.subscribers {
                 let mut addr = opts.base;
-                let port = u16::try_from(u32::from(addr.port()) + k)
-                    .map_err(|_| anyhow::anyhow!("UDP port range past 65535"))?;
-                addr.set_port(port);
+                if addr.port() != 0 {
+                    let port = u16::try_from(u32::from(addr.port()) + k)
+                        .map_err(|_| anyhow::anyhow!("UDP port range past 65535"))?;
+                    addr.set_port(port);
+                }
                 let socket = bind_udp(addr)?;
+                bound.push(socket.local_addr()?);
                 let (phase, counts) = (phase.clone(), counts.clone());
                 threads.push(std::thread::spawn(move || {
                     udp_count(&socket, &phase, &counts)
@@ -69,6 +79,7 @@ pub fn receive(opts: &RawReceiveOpts, ready: impl FnOnce()) -> anyhow::Result<Re
         RawTransport::Tcp => {
             let listener = TcpListener::bind(opts.base)
                 .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", opts.base))?;
+            bound.push(listener.local_addr()?);
             let (phase, counts) = (phase.clone(), counts.clone());
             let n = opts.subscribers;
             threads.push(std::thread::spawn(move || {
@@ -88,7 +99,7 @@ pub fn receive(opts: &RawReceiveOpts, ready: impl FnOnce()) -> anyhow::Result<Re
             }));
         }
     }
-    ready();
+    ready(&bound);
     std::thread::sleep(opts.warmup);
     let (m0, b0) = (
         counts.messages.load(Ordering::SeqCst),
@@ -186,9 +197,9 @@ fn tcp_count(mut stream: TcpStream, phase: &AtomicU8, counts: &Counts) {
 #[derive(Debug, Clone)]
 pub struct CeilingOpts {
     pub transport: RawTransport,
-    /// First destination; UDP destinations are consecutive ports, TCP opens `subscribers`
-    /// connections to this address.
-    pub dest: SocketAddr,
+    /// Destinations: UDP sends to each (a single one with `subscribers` > 1 means that many
+    /// consecutive ports from it); TCP opens `subscribers` connections to the first.
+    pub dests: Vec<SocketAddr>,
     pub subscribers: u32,
     /// Payload size of one datagram / one write.
     pub size: usize,
@@ -220,9 +231,13 @@ fn tcp_ceiling(opts: &CeilingOpts) -> anyhow::Result<CeilingReport> {
     let cpu_start = CpuSample::take(None);
     let start = Instant::now();
     let mut threads = Vec::new();
+    let dest = *opts
+        .dests
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("no destination"))?;
     for _ in 0..opts.subscribers.max(1) {
-        let mut stream = TcpStream::connect(opts.dest)
-            .map_err(|e| anyhow::anyhow!("cannot connect to {}: {e}", opts.dest))?;
+        let mut stream = TcpStream::connect(dest)
+            .map_err(|e| anyhow::anyhow!("cannot connect to {dest}: {e}"))?;
         let _ = stream.set_nodelay(true);
         let (data, stop, counts) = (data.clone(), stop.clone(), counts.clone());
         threads.push(std::thread::spawn(move || {
@@ -269,18 +284,15 @@ mod tests {
             duration: Duration::from_millis(600),
             sender_pid: None,
         };
-        // Port 0 cannot be told to the sender, so bind a listener ourselves first to learn a
-        // free port, release it and use it.
-        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = probe.local_addr().unwrap();
-        drop(probe);
-        let opts = RawReceiveOpts { base: addr, ..opts };
+        // The receiver binds port 0 itself and reports the address it holds.
         let (tx, rx) = std::sync::mpsc::channel();
-        let receiver = std::thread::spawn(move || receive(&opts, || tx.send(()).unwrap()));
-        rx.recv().unwrap();
+        let receiver = std::thread::spawn(move || receive(&opts, |a| tx.send(a.to_vec()).unwrap()));
+        let addrs = rx.recv().unwrap();
+        assert_eq!(addrs.len(), 1);
+        assert_ne!(addrs[0].port(), 0);
         let sent = ceiling(&CeilingOpts {
             transport: RawTransport::Tcp,
-            dest: addr,
+            dests: addrs,
             subscribers: 1,
             size: 1400,
             seconds: Duration::from_millis(400),

@@ -35,7 +35,8 @@ pub struct ReceiveOpts {
     pub duration: Duration,
     /// The publisher's PID, to measure its CPU over the same window.
     pub publisher_pid: Option<u32>,
-    /// UDP data channel: first local port (subscriber k binds `port + k`) and protection.
+    /// UDP data channel: first local port (subscriber k binds `port + k`; 0 = each binds a
+    /// free port of its own and names it in its subscribe request) and protection.
     pub udp: Option<(u16, UdpCipherChoice)>,
 }
 
@@ -56,8 +57,12 @@ async fn run_async(opts: &ReceiveOpts) -> anyhow::Result<ReceiverReport> {
     for k in 0..opts.subscribers {
         let mut config = SubscriberConfig::new(opts.publisher.clone());
         if let Some((base, cipher)) = opts.udp {
-            let port = u16::try_from(u32::from(base) + k)
-                .map_err(|_| anyhow::anyhow!("UDP port range past 65535"))?;
+            let port = if base == 0 {
+                0
+            } else {
+                u16::try_from(u32::from(base) + k)
+                    .map_err(|_| anyhow::anyhow!("UDP port range past 65535"))?
+            };
             config.udp = Some(UdpChannel { port, cipher });
         }
         config.session.tssc = opts.tssc;

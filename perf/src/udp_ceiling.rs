@@ -12,7 +12,8 @@ use sttp_dataplane::io::{
     self, BackendOptions, OutDatagrams, SendReport, MAX_GROUP_BYTES, MAX_GROUP_SEGMENTS,
 };
 
-/// Sends for `opts.seconds` to `opts.subscribers` consecutive ports from `opts.dest`.
+/// Sends for `opts.seconds` to every address of `opts.dests` (one address with `subscribers` >
+/// 1: that many consecutive ports from it).
 pub fn run(opts: &CeilingOpts) -> anyhow::Result<CeilingReport> {
     if opts.size == 0 || opts.size > MAX_GROUP_BYTES {
         anyhow::bail!(
@@ -22,13 +23,17 @@ pub fn run(opts: &CeilingOpts) -> anyhow::Result<CeilingReport> {
     }
     let mut backend = io::open(&BackendOptions::default())
         .map_err(|e| anyhow::anyhow!("cannot open a UDP backend: {e}"))?;
-    let dests: Vec<SocketAddr> = (0..opts.subscribers.max(1))
-        .map(|k| {
-            let mut d = opts.dest;
-            d.set_port(opts.dest.port().wrapping_add(k as u16));
-            d
-        })
-        .collect();
+    let dests: Vec<SocketAddr> = match opts.dests.as_slice() {
+        [] => anyhow::bail!("no destination"),
+        [one] => (0..opts.subscribers.max(1))
+            .map(|k| {
+                let mut d = *one;
+                d.set_port(one.port().wrapping_add(k as u16));
+                d
+            })
+            .collect(),
+        many => many.to_vec(),
+    };
     let datagram: Vec<u8> = (0..opts.size)
         .map(|i| (i as u32).wrapping_mul(2_654_435_761) as u8)
         .collect();

@@ -83,15 +83,10 @@ fn a_real_stream_validates_and_a_wrong_signal_set_is_caught() {
 #[test]
 fn encrypted_udp_stream_validates_and_counts_datagrams() {
     let (addr, publisher) = start_publisher(300);
-    // A free UDP port for the data channel (released just before the subscriber binds it).
-    let port = std::net::UdpSocket::bind("0.0.0.0:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Port 0: the subscriber binds a free port itself and names it in its subscribe request.
     let opts = ReceiveOpts {
         tssc: false,
-        udp: Some((port, sttp_control::client::UdpCipherChoice::AesGcm)),
+        udp: Some((0, sttp_control::client::UdpCipherChoice::AesGcm)),
         ..receive_opts(addr, 300, 1)
     };
     let got = receive::run(&opts).unwrap();

@@ -9,8 +9,14 @@ measurement as one JSON line in --out:
 stdout protocol (everything else goes to stderr):
     READY                      once the first signal index cache arrived (subscription updated)
     {"received": n, "signals": k, "metadata_signals": m, "unresolved": [...], "subscribed": bool,
-     "disconnects": d}         final summary line, after --duration seconds (or --expect points);
-                               unresolved = received signal IDs missing from the received metadata
+     "disconnects": d, "udp_port": p}
+                               final summary line, after --duration seconds (or --expect points);
+                               unresolved = received signal IDs missing from the received metadata;
+                               udp_port = the data-channel port (null without --udp)
+
+--udp 0 binds a free UDP port here, before sttpapi runs, and hands that bound socket to sttpapi's
+data channel (see hold_udp_port): the port is never released between being chosen and being used,
+so a parallel test cannot take it (sttpapi itself can only bind a port number it is given).
 
 Exit status: 0 after the run (check the summary), 1 if the connection failed, 3 on the hard deadline.
 """
@@ -20,15 +26,18 @@ import json
 import math
 import os
 import signal
+import socket
 import struct
 import sys
 import threading
 import time
+import types
 import uuid
 
 from sttp.config import Config
 from sttp.settings import Settings
 from sttp.subscriber import Subscriber
+import sttp.transport.datasubscriber as _datasubscriber
 
 GRACE_SECS = 20  # connect + dispose allowance beyond --duration before the hard deadline fires
 
@@ -40,6 +49,47 @@ def log(msg):
 def emit(line):
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
+
+
+class _HeldUdpSocket(socket.socket):
+    """A UDP socket bound before sttpapi asks for one; its bind() accepts the port it holds."""
+
+    def bind(self, address):
+        held = self.getsockname()[1]
+        if int(address[1]) != held:
+            raise OSError(f"this socket holds UDP port {held}, not {address[1]}")
+
+
+class _SocketModuleWithHeldUdp(types.ModuleType):
+    """The `socket` module as sttpapi's datasubscriber sees it, except that its first UDP
+    socket is the one bound here already; every later one (a reconnect) is a fresh socket."""
+
+    def __init__(self, real, held):
+        super().__init__(real.__name__)
+        self._real = real
+        self._held = [held]
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def socket(self, family=-1, type=-1, proto=-1, fileno=None):
+        if type == self._real.SOCK_DGRAM and self._held:
+            return self._held.pop()
+        if type == self._real.SOCK_DGRAM:
+            log("data channel re-opened after a reconnect: binding the same port again")
+        return self._real.socket(family, type, proto, fileno)
+
+
+def hold_udp_port():
+    """Binds a UDP socket on a free port (port 0), installs it as the one sttpapi's data channel
+    will get, and returns the port: the subscription names this port and sttpapi reads from this
+    very socket, so the port is held from the moment it is chosen."""
+    held = _HeldUdpSocket(socket.AF_INET, socket.SOCK_DGRAM)
+    socket.socket.bind(held, ("0.0.0.0", 0))  # the real bind: _HeldUdpSocket.bind only checks
+    port = held.getsockname()[1]
+    _datasubscriber.socket = _SocketModuleWithHeldUdp(socket, held)
+    log(f"UDP data channel bound on port {port} (held for sttpapi)")
+    return port
 
 
 def record_line(m):
@@ -55,7 +105,8 @@ def main():
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--compact", action="store_true", help="compact format (compress_payloaddata=False)")
-    ap.add_argument("--udp", type=int, default=0, metavar="PORT", help="UDP data channel port (Settings.udpport)")
+    ap.add_argument("--udp", type=int, default=None, metavar="PORT",
+                    help="UDP data channel port (Settings.udpport); 0 = a free port bound here and held")
     ap.add_argument("--filter", default="FILTER ActiveMeasurements WHERE True")
     ap.add_argument("--duration", type=float, default=10.0, help="seconds to record after start")
     ap.add_argument("--expect", type=int, default=0, help="stop early once this many points arrived")
@@ -112,7 +163,10 @@ def main():
     sub.subscriptionupdated_receiver = on_subscription_updated
     sub.metadatanotification_receiver = on_metadata
     sub.connectionterminated_receiver = on_terminated
-    sub.subscribe(args.filter, Settings(udpport=args.udp))
+    udp_port = None
+    if args.udp is not None:
+        udp_port = hold_udp_port() if args.udp == 0 else args.udp
+    sub.subscribe(args.filter, Settings(udpport=udp_port or 0))
 
     start = time.monotonic()
     # Retry refused connections for about --duration (the publisher may still be starting).
@@ -138,6 +192,7 @@ def main():
             "unresolved": unresolved,
             "subscribed": state["ready"],
             "disconnects": state["disconnects"],
+            "udp_port": udp_port,
         }
         state["closed"] = True
     emit(json.dumps(summary))

@@ -12,11 +12,14 @@
 //! to `(TCP peer IP, localport)` from the Subscribe connection string (wire.md §8), and the
 //! subscriber binds that port itself. [`TcpRelay`] therefore relays the command channel and
 //! rewrites `localport=N` to the proxy's port (same number of digits, so no frame length
-//! changes); the proxy forwards to the subscriber's real port N.
+//! changes); the proxy forwards to the subscriber's real port N. With
+//! [`TcpRelay::redirect_data_channel`] the relay learns N from the subscribe request itself and
+//! points the proxy at it, so the subscriber can bind a port of the kernel's choosing (port 0)
+//! and the test never picks a port and releases it for someone else to bind.
 
 use anyhow::{Context, Result};
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -162,6 +165,7 @@ enum Alteration {
 /// The running proxy: receives on its own port, forwards to `target`.
 pub struct UdpProxy {
     socket: UdpSocket,
+    target: Arc<Mutex<SocketAddr>>,
     counters: Arc<ProxyCounters>,
     captured: Arc<Mutex<Vec<Vec<u8>>>>,
     plan: Arc<Mutex<FaultPlan>>,
@@ -170,7 +174,9 @@ pub struct UdpProxy {
 }
 
 impl UdpProxy {
-    /// Binds `listen` (port 0 for any) and starts forwarding to `target` under `plan`.
+    /// Binds `listen` (port 0 for any) and starts forwarding to `target` under `plan`. A target
+    /// with port 0 means "not known yet": datagrams are then counted as send errors until
+    /// [`UdpProxy::set_target`] names it.
     pub fn start(
         listen: SocketAddr,
         target: SocketAddr,
@@ -186,8 +192,10 @@ impl UdpProxy {
         let captured = Arc::new(Mutex::new(Vec::new()));
         let plan = Arc::new(Mutex::new(plan));
         let stop = Arc::new(AtomicBool::new(false));
-        let (s, c, cap, p, st) = (
+        let target = Arc::new(Mutex::new(target));
+        let (s, t, c, cap, p, st) = (
             socket.try_clone()?,
+            target.clone(),
             counters.clone(),
             captured.clone(),
             plan.clone(),
@@ -195,9 +203,10 @@ impl UdpProxy {
         );
         let thread = std::thread::Builder::new()
             .name("udp-proxy".into())
-            .spawn(move || forward_loop(&s, target, &c, &cap, &p, &st, Rng::new(seed)))?;
+            .spawn(move || forward_loop(&s, &t, &c, &cap, &p, &st, Rng::new(seed)))?;
         Ok(Self {
             socket,
+            target,
             counters,
             captured,
             plan,
@@ -209,6 +218,18 @@ impl UdpProxy {
     /// The proxy's own address (where the publisher must send).
     pub fn local_addr(&self) -> Result<SocketAddr> {
         Ok(self.socket.local_addr()?)
+    }
+
+    /// Forwards the datagrams that follow to `target`.
+    pub fn set_target(&self, target: SocketAddr) {
+        if let Ok(mut t) = self.target.lock() {
+            *t = target;
+        }
+    }
+
+    /// Where the proxy forwards now.
+    pub fn target(&self) -> SocketAddr {
+        *self.target.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Changes the plan for the datagrams that follow.
@@ -313,7 +334,7 @@ impl Drop for UdpProxy {
 
 fn forward_loop(
     socket: &UdpSocket,
-    target: SocketAddr,
+    target: &Mutex<SocketAddr>,
     counters: &ProxyCounters,
     captured: &Mutex<Vec<Vec<u8>>>,
     plan: &Mutex<FaultPlan>,
@@ -321,8 +342,8 @@ fn forward_loop(
     mut rng: Rng,
 ) {
     let mut buf = vec![0u8; 65536];
-    let send = |d: &[u8]| {
-        if socket.send_to(d, target).is_err() {
+    let send = |d: &[u8], to: SocketAddr| {
+        if to.port() == 0 || socket.send_to(d, to).is_err() {
             counters.send_errors.fetch_add(1, Relaxed);
         }
     };
@@ -334,6 +355,7 @@ fn forward_loop(
         let clean = &buf[..n];
         counters.received.fetch_add(1, Relaxed);
         let plan = plan.lock().map(|p| *p).unwrap_or_default();
+        let to = *target.lock().unwrap_or_else(|e| e.into_inner());
         if plan.capture {
             if let Ok(mut c) = captured.lock() {
                 if c.len() < plan.capture_limit {
@@ -342,30 +364,35 @@ fn forward_loop(
             }
         }
         for (d, kind) in alterations(&plan, &mut rng, clean) {
-            send(&d);
+            send(&d, to);
             counters.count(kind);
         }
         if rng.chance(plan.drop) {
             counters.dropped.fetch_add(1, Relaxed);
             continue;
         }
-        send(clean);
+        send(clean, to);
         counters.forwarded.fetch_add(1, Relaxed);
         if rng.chance(plan.duplicate) {
-            send(clean);
+            send(clean, to);
             counters.duplicated.fetch_add(1, Relaxed);
         }
     }
 }
 
-/// Relays one TCP command channel between a subscriber and the publisher, replacing byte
-/// patterns (of equal length) in frames from the subscriber; used to point the publisher's data
-/// channel at the proxy (`localport=N` → `localport=M`).
+/// Relays one TCP command channel between a subscriber and the publisher, rewriting frames from
+/// the subscriber: fixed byte patterns of equal length ([`TcpRelay::start`]), or the data-channel
+/// port of every subscribe request ([`TcpRelay::redirect_data_channel`]).
 pub struct TcpRelay {
     listener_addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    data_ports: Arc<Mutex<Vec<u16>>>,
     thread: Option<JoinHandle<()>>,
 }
+
+/// Rewrites one frame body from the subscriber in place (its length must not change); gets the
+/// subscriber's IP address.
+type Rewrite = dyn Fn(&mut [u8], IpAddr) + Send + Sync;
 
 impl TcpRelay {
     /// Listens on an ephemeral loopback port and relays every connection to `upstream`.
@@ -377,22 +404,56 @@ impl TcpRelay {
                 .all(|(a, b)| a.len() == b.len() && !a.is_empty()),
             "replacements must keep the length (frame lengths are not rewritten)"
         );
+        let rewrite = move |body: &mut [u8], _: IpAddr| {
+            for (from, to) in &replace {
+                replace_all(body, from, to);
+            }
+        };
+        Self::start_with(upstream, Arc::new(rewrite), Arc::default())
+    }
+
+    /// Listens on an ephemeral loopback port and relays every connection to `upstream`,
+    /// replacing the port of `localport=N` (UTF-8 or UTF-16LE) in each subscribe request by the
+    /// proxy's own port and pointing the proxy at `(subscriber IP, N)`. The subscriber may so
+    /// bind any port, port 0 included; the ports seen are in [`TcpRelay::data_ports`]. A proxy
+    /// port with fewer digits than N is written with leading zeros; one with more digits cannot
+    /// be written without changing the frame length, and that request passes unchanged (the
+    /// data then bypasses the proxy, which a test notices).
+    pub fn redirect_data_channel(upstream: SocketAddr, proxy: Arc<UdpProxy>) -> Result<Self> {
+        let proxy_port = proxy.local_addr()?.port();
+        let seen: Arc<Mutex<Vec<u16>>> = Arc::default();
+        let ports = seen.clone();
+        let rewrite = move |body: &mut [u8], ip: IpAddr| {
+            for port in rewrite_local_port(body, proxy_port) {
+                proxy.set_target(SocketAddr::new(ip, port));
+                if let Ok(mut p) = ports.lock() {
+                    p.push(port);
+                }
+            }
+        };
+        Self::start_with(upstream, Arc::new(rewrite), seen)
+    }
+
+    fn start_with(
+        upstream: SocketAddr,
+        rewrite: Arc<Rewrite>,
+        data_ports: Arc<Mutex<Vec<u16>>>,
+    ) -> Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let listener_addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let st = stop.clone();
-        let replace = Arc::new(replace);
         let thread = std::thread::Builder::new()
             .name("tcp-relay".into())
             .spawn(move || {
                 while !st.load(Relaxed) {
                     match listener.accept() {
                         Ok((down, _)) => {
-                            let (r, s) = (replace.clone(), st.clone());
+                            let (r, s) = (rewrite.clone(), st.clone());
                             let _ = std::thread::Builder::new()
                                 .name("tcp-relay-conn".into())
-                                .spawn(move || relay_connection(down, upstream, &r, &s));
+                                .spawn(move || relay_connection(down, upstream, &*r, &s));
                         }
                         Err(_) => std::thread::sleep(Duration::from_millis(10)),
                     }
@@ -401,6 +462,7 @@ impl TcpRelay {
         Ok(Self {
             listener_addr,
             stop,
+            data_ports,
             thread: Some(thread),
         })
     }
@@ -408,6 +470,14 @@ impl TcpRelay {
     /// Where subscribers connect.
     pub fn local_addr(&self) -> SocketAddr {
         self.listener_addr
+    }
+
+    /// The data-channel ports named by the subscribe requests that passed (redirecting relay).
+    pub fn data_ports(&self) -> Vec<u16> {
+        self.data_ports
+            .lock()
+            .map(|p| p.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -420,13 +490,11 @@ impl Drop for TcpRelay {
     }
 }
 
-fn relay_connection(
-    down: TcpStream,
-    upstream: SocketAddr,
-    replace: &[(Vec<u8>, Vec<u8>)],
-    stop: &AtomicBool,
-) {
+fn relay_connection(down: TcpStream, upstream: SocketAddr, rewrite: &Rewrite, stop: &AtomicBool) {
     let Ok(up) = TcpStream::connect(upstream) else {
+        return;
+    };
+    let Ok(peer) = down.peer_addr() else {
         return;
     };
     let _ = down.set_nonblocking(false);
@@ -464,9 +532,7 @@ fn relay_connection(
                 break;
             }
             let mut frame: Vec<u8> = pending.drain(..4 + len).collect();
-            for (from, to) in replace {
-                replace_all(&mut frame[4..], from, to);
-            }
+            rewrite(&mut frame[4..], peer.ip());
             if up_w.write_all(&frame).is_err() {
                 return;
             }
@@ -474,6 +540,51 @@ fn relay_connection(
     }
     let _ = up_w.shutdown(Shutdown::Both);
     let _ = back.join();
+}
+
+/// Replaces the digits after every `localport=` (UTF-8, and UTF-16LE with its zero high bytes)
+/// in `hay` by `to`, keeping the length (leading zeros pad a shorter `to`; a longer one leaves
+/// that occurrence alone). Returns the ports found, in order.
+pub fn rewrite_local_port(hay: &mut [u8], to: u16) -> Vec<u16> {
+    let mut found = Vec::new();
+    for width in [1usize, 2] {
+        let key: Vec<u8> = if width == 1 {
+            b"localport=".to_vec()
+        } else {
+            utf16le("localport=")
+        };
+        let mut i = 0;
+        while i + key.len() <= hay.len() {
+            if !hay[i..i + key.len()].eq_ignore_ascii_case(&key) {
+                i += 1;
+                continue;
+            }
+            let start = i + key.len();
+            let mut end = start;
+            while end + width <= hay.len()
+                && hay[end].is_ascii_digit()
+                && hay[end + 1..end + width].iter().all(|&b| b == 0)
+            {
+                end += width;
+            }
+            let digits: String = hay[start..end]
+                .iter()
+                .step_by(width)
+                .map(|&b| b as char)
+                .collect();
+            if let Ok(port) = digits.parse::<u16>() {
+                let text = format!("{to:0n$}", n = digits.len());
+                if text.len() == digits.len() {
+                    for (k, c) in text.bytes().enumerate() {
+                        hay[start + k * width] = c;
+                    }
+                    found.push(port);
+                }
+            }
+            i = end.max(i + 1);
+        }
+    }
+    found
 }
 
 /// Replaces every occurrence of `from` by `to` (same length) in place.
@@ -618,5 +729,20 @@ mod tests {
             assert_eq!(&buf[..n], &want[..]);
         }
         assert_eq!(proxy.stats().replayed, 10);
+    }
+
+    #[test]
+    fn local_port_is_rewritten_in_both_encodings_keeping_the_length() {
+        let text = "x;dataChannel={localport=41234};y";
+        let mut utf8 = text.as_bytes().to_vec();
+        assert_eq!(rewrite_local_port(&mut utf8, 50001), vec![41234]);
+        assert_eq!(utf8, text.replace("41234", "50001").into_bytes());
+        let mut wide = utf16le(text);
+        assert_eq!(rewrite_local_port(&mut wide, 999), vec![41234]);
+        assert_eq!(wide, utf16le(&text.replace("41234", "00999")));
+        // A longer port cannot be written: left alone, not reported.
+        let mut short = b"localport=99;".to_vec();
+        assert!(rewrite_local_port(&mut short, 50001).is_empty());
+        assert_eq!(short, b"localport=99;");
     }
 }

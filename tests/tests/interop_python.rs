@@ -2,6 +2,11 @@
 //! publisher over TSSC/TCP and compact/TCP, and our subscriber against its publisher over
 //! TSSC/TCP, checking every point (signal ID, timestamp, f32 value bits, flags), not counts.
 //! Every Python process is bounded in time and killed at the end.
+//!
+//! No port is picked here and released for a peer to bind (another test, or an outgoing
+//! connection's ephemeral port, could take it in between): the Python publisher binds port 0
+//! and prints the port it got, and the Python subscriber binds its UDP port 0 itself and hands
+//! that bound socket to sttpapi (tests/python/sub_peer.py).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -132,14 +137,8 @@ async fn python_subscriber_receives_every_point(mode: Mode) {
     match mode {
         Mode::Tssc => {}
         Mode::Compact => args.push("--compact".into()),
-        Mode::Udp => {
-            let port = std::net::UdpSocket::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            args.extend(["--compact".into(), "--udp".into(), port.to_string()]);
-        }
+        // 0: the peer binds a free port and holds it for sttpapi's data channel.
+        Mode::Udp => args.extend(["--compact".into(), "--udp".into(), "0".into()]),
     }
     let mut peer = Peer::spawn(&py, "sub_peer.py", &args);
     peer.wait_for("READY", Duration::from_secs(20), |l| l.trim() == "READY");
@@ -180,6 +179,11 @@ async fn python_subscriber_receives_every_point(mode: Mode) {
         received.len()
     );
     if mode == Mode::Udp {
+        let port = summary["udp_port"].as_u64().unwrap_or(0);
+        assert!(
+            port > 0 && port <= 65_535,
+            "the peer reports its data port: {summary}"
+        );
         let workers = tp.publisher().worker_stats();
         let sent: u64 = workers.iter().map(|w| w.datagrams_sent).sum();
         assert!(sent > 0, "the data went over UDP");
@@ -204,17 +208,13 @@ async fn python_subscriber_receives_every_point_over_a_udp_data_channel() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_subscriber_receives_every_point_of_the_python_publisher() {
     let Some(py) = python() else { return };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let out = temp("pub.jsonl");
     let meta = temp("pub-metadata.xml");
     let _ = std::fs::remove_file(&meta);
+    // Port 0: the publisher binds a free port itself and prints it on its first line.
     let args: Vec<String> = [
         "--port",
-        &port.to_string(),
+        "0",
         "--signals",
         "20",
         "--frames",
@@ -234,6 +234,10 @@ async fn our_subscriber_receives_every_point_of_the_python_publisher() {
         l.starts_with('{')
     });
     let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    let port = info["port"]
+        .as_u64()
+        .expect("the publisher reports its port");
+    assert!(port > 0 && port <= 65_535, "{info}");
     let signals: Vec<Uuid> = info["signals"]
         .as_array()
         .unwrap()

@@ -366,18 +366,14 @@ async fn a_stalled_udp_subscriber_only_loses_its_own_datagrams() {
     let (done_tx, done_rx) = tokio::sync::watch::channel(false);
     let mut readers = Vec::new();
     for _ in 0..UDP_READERS {
-        let port = std::net::UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let mut c = SubscriberConfig::new(addr.to_string());
         c.session.settings = SubscriptionSettings {
             filter_expression: "FILTER ActiveMeasurements WHERE True".into(),
             ..SubscriptionSettings::default()
         };
+        // Port 0: each reader binds its own free port and names it (no pick-then-release).
         c.udp = Some(sttp_control::client::UdpChannel {
-            port,
+            port: 0,
             cipher: sttp_control::client::UdpCipherChoice::AesGcm,
         });
         let mut done = done_rx.clone();

@@ -14,25 +14,15 @@ use sttp_tests::{check_window, TestPublisher};
 const SIGNALS: usize = 45;
 const PERIOD: Duration = Duration::from_millis(5);
 
-/// A UDP port nobody uses right now.
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn udp_config(tp: &TestPublisher, cipher: UdpCipherChoice) -> SubscriberConfig {
     let mut c = SubscriberConfig::new(tp.publisher().local_addr().to_string());
     c.session.settings = SubscriptionSettings {
         filter_expression: "FILTER ActiveMeasurements WHERE True".into(),
         ..SubscriptionSettings::default()
     };
-    c.udp = Some(UdpChannel {
-        port: free_udp_port(),
-        cipher,
-    });
+    // Port 0: the subscriber binds a free port itself and names it in its subscribe request,
+    // so no other test can take it between a pick and a bind.
+    c.udp = Some(UdpChannel { port: 0, cipher });
     c
 }
 
@@ -69,6 +59,8 @@ async fn plain_and_authenticated_datagrams_deliver_every_point() {
         assert!(frames >= 40, "{cipher:?}: only {frames} frames");
         let stats = sub.stats();
         assert!(stats.datagrams_received > 0, "{cipher:?}: {stats:?}");
+        // Asked for port 0: the port it bound is the one it named, and datagrams arrived on it.
+        assert_ne!(stats.udp_port, 0, "{cipher:?}: {stats:?}");
         assert_eq!(stats.auth_failures, 0, "{cipher:?}: {stats:?}");
         assert_eq!(stats.replays, 0, "{cipher:?}: {stats:?}");
         match cipher {
@@ -155,6 +147,49 @@ async fn legacy_cbc_keys_rotate_under_load_without_loss() {
     assert_eq!(stats.decode_errors, 0, "{stats:?}");
     let rotations = key_switches(&tp);
     assert!(rotations >= 4, "publisher switched keys {rotations} times");
+    sub.stop().await;
+    tp.shutdown().await;
+}
+
+/// A data channel asked for port 0 binds a free port, names it in the subscribe request, and
+/// asks for the same port again when it reconnects (forced here by the data-loss timer while
+/// the stream pauses), so the port an operator saw logged stays the port in use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ephemeral_data_port_is_kept_across_reconnects() {
+    use sttp_control::client::ClientEvent;
+    let mut tp = publisher(None).await;
+    tp.stream(PERIOD, 0);
+    let mut c = udp_config(&tp, UdpCipherChoice::AesGcm);
+    c.data_loss_timeout = Some(Duration::from_millis(600));
+    c.reconnect.initial = Duration::from_millis(100);
+    let mut sub = Subscriber::start(c);
+    let (got, end) = receive_window(&tp, &mut sub, 20).await;
+    check_window(&tp, &got, end, None).unwrap();
+    let port = sub.stats().udp_port;
+    assert_ne!(port, 0);
+    let next = tp.stop_stream();
+    // Silence → DataLoss → a new connection, which binds its data channel again.
+    let (mut lost, mut connected) = (false, false);
+    let reconnected = tokio::time::timeout(Duration::from_secs(20), async {
+        while !(lost && connected) {
+            match sub.next_event().await.expect("client running") {
+                ClientEvent::DataLoss { .. } => lost = true,
+                ClientEvent::Connected { .. } if lost => connected = true,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert!(reconnected.is_ok(), "no reconnect after the data loss");
+    tp.stream(PERIOD, next);
+    let (got, end) = receive_window(&tp, &mut sub, 20).await;
+    check_window(&tp, &got, end, None).unwrap();
+    let stats = sub.stats();
+    assert_eq!(stats.udp_port, port, "same data port after the reconnect");
+    assert!(
+        stats.key_epochs_installed >= 2,
+        "a second session: {stats:?}"
+    );
     sub.stop().await;
     tp.shutdown().await;
 }

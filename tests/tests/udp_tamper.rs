@@ -2,7 +2,8 @@
 //! through the seeded userspace proxy (`sttp_tests::udp_proxy`).
 //!
 //! Topology: subscriber → `TcpRelay` (rewrites `localport=N` to the proxy's port) → publisher;
-//! the publisher's datagrams go to the proxy, which forwards them to the subscriber's port N and
+//! the publisher's datagrams go to the proxy, which forwards them to the subscriber's port N (a
+//! port the subscriber bound itself, port 0, which the relay reads from its subscribe request) and
 //! adds bit-flipped, truncated, garbage and header-spoofed copies and immediate duplicates; then
 //! a flood of 10 000 crafted datagrams at 5 000/s goes straight to the subscriber's port. The
 //! test then replays captured datagrams immediately, ≥ 5 s after their capture, after a key
@@ -16,14 +17,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use sttp_control::client::{
     ClientStats, Subscriber, SubscriberConfig, UdpChannel, UdpCipherChoice,
 };
 use sttp_proto::connstr::SubscriptionSettings;
-use sttp_tests::udp_proxy::{utf16le, FaultPlan, TcpRelay, UdpProxy};
+use sttp_tests::udp_proxy::{FaultPlan, TcpRelay, UdpProxy};
 use sttp_tests::{check_window, collect_for, Expected, TestPublisher, FRAME_TICKS, T0};
 
 const SIGNALS: usize = 20;
@@ -31,25 +32,15 @@ const SEED: u64 = 0x5177_2664;
 /// Crafted datagrams sent in the flood phase (at 5 000/s).
 const FLOOD: u64 = 10_000;
 
-/// A free loopback UDP port with five digits (so `localport=` rewrites keep the frame length).
-fn free_port() -> u16 {
-    loop {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = s.local_addr().unwrap().port();
-        if port >= 10_000 {
-            return port;
-        }
-    }
-}
-
-fn subscriber(addr: SocketAddr, port: u16, cipher: UdpCipherChoice) -> Subscriber {
+/// A subscriber whose data channel binds a free port itself (port 0) and names it.
+fn subscriber(addr: SocketAddr, cipher: UdpCipherChoice) -> Subscriber {
     let mut c = SubscriberConfig::new(addr.to_string());
     c.session.settings = SubscriptionSettings {
         filter_expression: "FILTER ActiveMeasurements WHERE True".into(),
         ..SubscriptionSettings::default()
     };
     c.reconnect.enabled = false;
-    c.udp = Some(UdpChannel { port, cipher });
+    c.udp = Some(UdpChannel { port: 0, cipher });
     Subscriber::start(c)
 }
 
@@ -84,7 +75,6 @@ struct Outcome {
 async fn run(cipher: UdpCipherChoice) -> Outcome {
     let mut tp = TestPublisher::start(SIGNALS).await;
     tp.stream(Duration::from_millis(10), 0);
-    let port = free_port();
     let plan = FaultPlan {
         capture: true,
         capture_limit: 10_000,
@@ -93,29 +83,18 @@ async fn run(cipher: UdpCipherChoice) -> Outcome {
     let proxy = Arc::new(
         UdpProxy::start(
             "127.0.0.1:0".parse().unwrap(),
-            SocketAddr::from(([127, 0, 0, 1], port)),
+            // Not known yet: the relay points the proxy at the port the subscriber names.
+            SocketAddr::from(([127, 0, 0, 1], 0)),
             plan,
             SEED,
         )
         .unwrap(),
     );
-    let proxy_port = proxy.local_addr().unwrap().port();
-    let (from, to) = (
-        format!("localport={port}"),
-        format!("localport={proxy_port}"),
-    );
-    let relay = TcpRelay::start(
-        tp.publisher().local_addr(),
-        vec![
-            (from.clone().into_bytes(), to.clone().into_bytes()),
-            (utf16le(&from), utf16le(&to)),
-        ],
-    )
-    .unwrap();
-    let mut sub = subscriber(relay.local_addr(), port, cipher);
+    let relay =
+        TcpRelay::redirect_data_channel(tp.publisher().local_addr(), proxy.clone()).unwrap();
+    let mut sub = subscriber(relay.local_addr(), cipher);
     // A second subscriber, directly connected, whose port receives injected datagrams.
-    let other_port = free_port();
-    let mut other = subscriber(tp.publisher().local_addr(), other_port, cipher);
+    let mut other = subscriber(tp.publisher().local_addr(), cipher);
     let mut received = Vec::new();
     let mut other_received = Vec::new();
 
@@ -130,6 +109,18 @@ async fn run(cipher: UdpCipherChoice) -> Outcome {
         proxy.stats()
     );
     collect_for(&mut other, Duration::from_millis(500), &mut other_received).await;
+    // The ports the subscribers bound themselves: what the relay saw in the subscribe request
+    // and where the proxy forwards.
+    let port = sub.stats().udp_port;
+    assert_ne!(port, 0);
+    assert_eq!(
+        relay.data_ports(),
+        vec![port],
+        "one subscribe through the relay"
+    );
+    assert_eq!(proxy.target(), SocketAddr::from(([127, 0, 0, 1], port)));
+    let other_port = other.stats().udp_port;
+    assert!(other_port != 0 && other_port != port, "{other_port} {port}");
     let clean = proxy.captured();
 
     // Tampering for 3 s: every kind of altered copy, and duplicates.

@@ -113,9 +113,6 @@ fn scenarios() -> Vec<Scenario> {
 
 /// Seconds before each measurement window (connect, metadata, subscribe, steady state).
 const WARMUP_SECS: f64 = 2.0;
-/// First UDP port of our subscribers and of the raw receivers.
-const OUR_UDP_PORT: u16 = 27_100;
-const RAW_PORT: u16 = 27_400;
 
 pub fn perf(opts: &PerfOpts) -> Result<()> {
     let root = repo_root();
@@ -449,7 +446,8 @@ fn run_ours(ctx: &RunCtx<'_>, s: &Scenario) -> Result<(PubReport, RecvReport)> {
             .args(["--cipher", if s.gcm { "aes-gcm" } else { "none" }])
             .args(["--compression", if s.tssc { "tssc" } else { "compact" }])
             .args(["--signals", &s.signals.to_string()])
-            .args(["--port", &OUR_UDP_PORT.to_string()])
+            // Each subscriber binds a free UDP port itself and names it in its subscribe.
+            .args(["--port", "0"])
             .args(["--warmup", &WARMUP_SECS.to_string()])
             .args(["--duration", &ctx.duration.to_string()])
             .args(["--publisher-pid", &publisher.pid().to_string()])
@@ -481,20 +479,25 @@ fn run_ceiling(ctx: &RunCtx<'_>, s: &Scenario, size: usize) -> Result<(CeilRepor
             .args(["receive", "--raw"])
             .args(["--subscribers", &s.subscribers.to_string()])
             .args(["--transport", transport_arg(s.transport)])
-            .args(["--port", &RAW_PORT.to_string()])
+            // The raw receivers bind free ports and print them on their `ready` line.
+            .args(["--port", "0"])
             .args(["--warmup", &warmup.to_string()])
             .args(["--duration", &ctx.duration.to_string()])
             .arg("--out")
             .arg(&raw_json),
         &ctx.runs.join(format!("{}.raw.log", s.name)),
     )?;
-    raw.ready(Duration::from_secs(10))?;
+    let dests = raw.ready(Duration::from_secs(10))?;
+    anyhow::ensure!(
+        !dests.is_empty(),
+        "the raw receiver did not report its addresses"
+    );
     let mut sender = Proc::start(
         "ceiling sender",
         Command::new(ctx.bin)
             .arg("ceiling")
             .args(["--transport", transport_arg(s.transport)])
-            .args(["--dest", &format!("127.0.0.1:{RAW_PORT}")])
+            .args(["--dest", &dests])
             .args(["--subscribers", &s.subscribers.to_string()])
             .args(["--size", &size.to_string()])
             .args(["--seconds", &(warmup + ctx.duration + 0.5).to_string()])

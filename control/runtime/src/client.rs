@@ -376,10 +376,14 @@ where
     let mut udp = match &st.config.udp {
         Some(channel) => {
             // The data channel is set up before the session starts: the subscribe request
-            // names the port and turns TSSC off (wire.md §8).
+            // names the port actually bound (port 0 = ephemeral) and turns TSSC off (wire.md §8).
+            let receiver = match UdpReceiver::bind(channel, st.counters.clone()).await {
+                Ok(r) => r,
+                Err(e) => return End::Stop(e.to_string()),
+            };
             session_config.tssc = false;
             session_config.settings.data_channel = Some(sttp_proto::connstr::DataChannel {
-                local_port: channel.port,
+                local_port: receiver.local_port(),
             });
             if channel.cipher == UdpCipherChoice::AesGcm {
                 sttp_proto::ext::request_udp_cipher(
@@ -387,10 +391,7 @@ where
                     sttp_proto::ext::UdpCipher::Aes256Gcm,
                 );
             }
-            match UdpReceiver::bind(channel, st.counters.clone()).await {
-                Ok(r) => Some(r),
-                Err(e) => return End::Stop(e.to_string()),
-            }
+            Some(receiver)
         }
         None => None,
     };

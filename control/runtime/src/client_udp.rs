@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 use sttp_proto::ext::{self, ExtMessage};
@@ -25,7 +25,10 @@ const RECEIVE_BUFFER: usize = 8 * 1024 * 1024;
 /// A UDP data channel request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UdpChannel {
-    /// Local port the publisher sends to (`dataChannel={localport=N}`).
+    /// Local port the publisher sends to (`dataChannel={localport=N}`). 0: the kernel picks a
+    /// free port when the channel is first bound (the same port is asked for again on
+    /// reconnects), and that port is what the subscribe request names; read it back with
+    /// [`ClientStats::udp_port`].
     pub port: u16,
     /// Datagram protection.
     pub cipher: UdpCipherChoice,
@@ -62,6 +65,8 @@ pub struct ClientCounters {
     pub replays: AtomicU64,
     pub decode_errors: AtomicU64,
     pub key_epochs_installed: AtomicU64,
+    /// Local port of the bound UDP data socket (0 before the first bind).
+    pub udp_port: AtomicU16,
 }
 
 /// A plain-value copy of [`ClientCounters`].
@@ -82,6 +87,8 @@ pub struct ClientStats {
     pub decode_errors: u64,
     /// Data-channel keys installed.
     pub key_epochs_installed: u64,
+    /// Local port of the UDP data socket (0 before it is bound, or without a data channel).
+    pub udp_port: u16,
 }
 
 impl ClientCounters {
@@ -95,6 +102,7 @@ impl ClientCounters {
             replays: self.replays.load(Relaxed),
             decode_errors: self.decode_errors.load(Relaxed),
             key_epochs_installed: self.key_epochs_installed.load(Relaxed),
+            udp_port: self.udp_port.load(Relaxed),
         }
     }
 }
@@ -116,8 +124,18 @@ impl UdpReceiver {
         channel: &UdpChannel,
         counters: Arc<ClientCounters>,
     ) -> std::io::Result<Self> {
-        let socket = dual_stack(channel.port)
-            .or_else(|_| bind_one(SocketAddr::from(([0, 0, 0, 0], channel.port))))
+        // Port 0: the port this client already had (stable across reconnects), else any.
+        let previous = counters.udp_port.load(Relaxed);
+        let wanted = if channel.port == 0 && previous != 0 {
+            previous
+        } else {
+            channel.port
+        };
+        let socket = bind_port(wanted)
+            .or_else(|e| match (channel.port, wanted) {
+                (0, w) if w != 0 => bind_port(0),
+                _ => Err(e),
+            })
             .map_err(|e| {
                 std::io::Error::new(
                     e.kind(),
@@ -127,6 +145,14 @@ impl UdpReceiver {
                     ),
                 )
             })?;
+        let port = socket
+            .local_addr()?
+            .as_socket()
+            .map_or(channel.port, |a| a.port());
+        if channel.port == 0 && port != previous {
+            tracing::info!(port, "UDP data channel bound on an ephemeral port");
+        }
+        counters.udp_port.store(port, Relaxed);
         let socket = UdpSocket::from_std(socket.into())?;
         Ok(Self {
             socket,
@@ -135,6 +161,11 @@ impl UdpReceiver {
             counters,
             started: Instant::now(),
         })
+    }
+
+    /// The bound local port (what `dataChannel={localport=N}` must name).
+    pub fn local_port(&self) -> u16 {
+        self.socket.local_addr().map_or(0, |a| a.port())
     }
 
     fn now_ms(&self) -> u64 {
@@ -214,6 +245,10 @@ fn bind_one(addr: SocketAddr) -> std::io::Result<socket2::Socket> {
     let socket = socket_for(addr)?;
     socket.bind(&addr.into())?;
     Ok(socket)
+}
+
+fn bind_port(port: u16) -> std::io::Result<socket2::Socket> {
+    dual_stack(port).or_else(|_| bind_one(SocketAddr::from(([0, 0, 0, 0], port))))
 }
 
 fn dual_stack(port: u16) -> std::io::Result<socket2::Socket> {

@@ -55,6 +55,17 @@ impl Drop for Server {
     }
 }
 
+/// A TCP socket bound to a free loopback port that does not listen: connecting to it is refused,
+/// and the port stays taken (no SO_REUSEADDR) until the socket is dropped.
+fn bound_not_listening() -> (socket2::Socket, std::net::SocketAddr) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    (socket, addr)
+}
+
 fn subscribe(addr: &str, args: &[&str]) -> std::process::Output {
     let mut child = Command::new(BIN)
         .arg("subscribe")
@@ -195,17 +206,82 @@ fn config_file_and_clear_errors() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Nobody listening, no reconnect: a clear error, not a hang.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let out = subscribe(&format!("127.0.0.1:{port}"), &["--no-reconnect"]);
+    // Nobody listening, no reconnect: a clear error, not a hang. The port is held by a socket
+    // that is bound but never listens (the kernel answers a SYN to it with a reset), so no other
+    // test can start listening there while this one runs.
+    let (closed, addr) = bound_not_listening();
+    let out = subscribe(&addr.to_string(), &["--no-reconnect"]);
+    drop(closed);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("refused"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `sttp serve --listen 127.0.0.1:0` reports the port it bound (stderr line and
+/// `--address-file`), and `sttp subscribe --udp 0` binds a free data-channel port itself, names
+/// it in its subscribe request and receives there: nothing in this test picks a port.
+#[test]
+fn serve_reports_its_bound_address_and_subscribe_udp_0_binds_its_own_port() {
+    let dir = std::env::temp_dir().join(format!("sttp-cli-addr-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("listen.addr");
+    let _ = std::fs::remove_file(&file);
+    let mut server = Server::start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--demo-signals",
+        "15",
+        "--address-file",
+        file.to_str().unwrap(),
+    ]);
+    let written = std::fs::read_to_string(&file).expect("address file written before the line");
+    assert_eq!(written, format!("{}\n", server.addr));
+    let addr: std::net::SocketAddr = server.addr.parse().unwrap();
+    assert_ne!(addr.port(), 0);
+    let stats = dir.join("stats.json");
+    let out = subscribe(
+        &server.addr,
+        &[
+            "--udp",
+            "0",
+            "--udp-cipher",
+            "aes-gcm",
+            "--format",
+            "csv",
+            "--count",
+            "30",
+            "--no-reconnect",
+            "--log",
+            "info",
+            "--stats-out",
+            stats.to_str().unwrap(),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    let port = stats["udp_port"].as_u64().unwrap();
+    assert_ne!(port, 0, "{stats}");
+    assert!(stats["datagrams_received"].as_u64().unwrap() > 0, "{stats}");
+    assert!(
+        err.contains("ephemeral port") && err.contains(&port.to_string()),
+        "the chosen port is logged: {err}"
+    );
+    // A clean stop removes the address file.
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let until = Instant::now() + Duration::from_secs(20);
+    while server.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < until, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!file.exists(), "address file removed at shutdown");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -271,10 +271,13 @@ fn auto_opens_a_working_backend() {
 /// live receiver in the same batch still arrive.
 #[test]
 fn bad_destinations_do_not_panic_or_stall() {
-    let closed = {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        s.local_addr().unwrap()
-    }; // dropped: nothing listens there now
+    // A port that behaves as closed and stays ours: a socket connected to itself accepts
+    // datagrams only from itself, so the kernel answers everything else as for a closed port,
+    // and no other test can bind the port meanwhile (a released port could be taken and then
+    // receive these datagrams).
+    let closed_holder = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let closed = closed_holder.local_addr().unwrap();
+    closed_holder.connect(closed).unwrap();
     let port_zero = SocketAddr::from(([127, 0, 0, 1], 0));
     let live = receiver("127.0.0.1:0").unwrap();
     let live_addr = live.local_addr().unwrap();

@@ -4,7 +4,8 @@
 //! - `receive`: K validating subscribers, or with `--raw` K counting sockets for the ceiling.
 //! - `ceiling`: pre-built payloads of a given size, sent as fast as the machine allows.
 //!
-//! Each prints `ready [ADDR]` on stdout once others may connect, and writes a JSON report to
+//! Each prints `ready [ADDR[,ADDR…]]` on stdout once others may connect (the addresses it bound
+//! itself, port 0 by default, so no port is picked and released), and writes a JSON report to
 //! `--out` (stdout when absent) at the end.
 
 use anyhow::Context;
@@ -98,8 +99,10 @@ enum Command {
         compression: Compression,
         #[arg(long, default_value_t = 1000)]
         signals: u32,
-        /// First local UDP port (one per subscriber), or the raw TCP listen port.
-        #[arg(long, default_value_t = 27_000)]
+        /// First local UDP port (one per subscriber), or the raw TCP listen port. 0 (the
+        /// default): free ports of the kernel's choosing; with --raw the `ready` line lists
+        /// the bound addresses, comma-separated.
+        #[arg(long, default_value_t = 0)]
         port: u16,
         /// Seconds before the measurement window opens.
         #[arg(long, default_value_t = 2.0)]
@@ -120,9 +123,10 @@ enum Command {
     Ceiling {
         #[arg(long, value_enum, default_value = "udp")]
         transport: Transport,
-        /// First destination (UDP: consecutive ports, one per subscriber).
-        #[arg(long)]
-        dest: SocketAddr,
+        /// Destinations, comma-separated (what `receive --raw` printed after `ready`); a
+        /// single UDP destination with --subscribers N means N consecutive ports from it.
+        #[arg(long, value_delimiter = ',', required = true)]
+        dest: Vec<SocketAddr>,
         #[arg(long, default_value_t = 1)]
         subscribers: u32,
         /// Payload bytes per datagram / write.
@@ -231,7 +235,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     duration,
                     sender_pid: publisher_pid,
                 };
-                let report = raw::receive(&opts, || ready(""))?;
+                let report = raw::receive(&opts, |bound| {
+                    let list: Vec<String> = bound.iter().map(ToString::to_string).collect();
+                    ready(&list.join(","));
+                })?;
                 return write_json(out.as_ref(), &report);
             }
             let udp = matches!(transport, Transport::Udp).then_some((
@@ -265,7 +272,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let opts = CeilingOpts {
                 transport: transport.into(),
-                dest,
+                dests: dest,
                 subscribers,
                 size,
                 seconds: secs("seconds", seconds)?,

@@ -13,9 +13,16 @@ use sttp_proto::catalog::Catalog;
 
 #[derive(Parser, Debug)]
 pub(crate) struct ServeArgs {
-    /// Listen address (default 127.0.0.1:7165).
+    /// Listen address (default 127.0.0.1:7165). Port 0: a free port of the kernel's choosing;
+    /// the bound address is printed on stderr (`sttp publisher on ADDR …`) and written to
+    /// --address-file.
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
+    /// Once listening, write the bound command-channel address (`IP:PORT` and a newline) to
+    /// FILE, atomically (a temporary file renamed over it); removed again at a clean shutdown.
+    /// For scripts and test harnesses that start `sttp serve --listen 127.0.0.1:0`.
+    #[arg(long, value_name = "FILE")]
+    address_file: Option<PathBuf>,
     /// TOML configuration file.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -102,6 +109,12 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     .await?;
     let stop = Arc::new(AtomicBool::new(false));
     let generator = fleet.spawn(&publisher.catalog(), publisher.source(), stop.clone())?;
+    if let Some(path) = &args.address_file {
+        write_address_file(path, publisher.local_addr()).map_err(|e| {
+            anyhow::anyhow!("cannot write the address file {}: {e}", path.display())
+        })?;
+    }
+    // The first word after "on" is the bound address: a stable line scripts may parse.
     eprintln!(
         "sttp publisher on {} serving {} demo signals at {} frames/s; watch it with: sttp subscribe {}",
         publisher.local_addr(),
@@ -147,8 +160,21 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     tracing::info!("shutting down");
+    if let Some(path) = &args.address_file {
+        let _ = std::fs::remove_file(path);
+    }
     stop.store(true, Ordering::Relaxed);
     let _ = generator.join();
     publisher.shutdown().await;
     Ok(())
+}
+
+/// Writes `addr` and a newline to `path` through a temporary file renamed over it, so a reader
+/// polling for the file never sees it half written.
+fn write_address_file(path: &std::path::Path, addr: std::net::SocketAddr) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, format!("{addr}\n"))?;
+    std::fs::rename(&tmp, path)
 }

@@ -67,7 +67,8 @@ pub(crate) struct SubscribeArgs {
     #[command(flatten)]
     tls: crate::subscribe_tls::SubscribeTlsArgs,
     /// Receive the data over UDP on this local port (compact format; the publisher sends to
-    /// this host's address).
+    /// this host's address). 0 = a free port the kernel picks, logged at info and named in the
+    /// subscribe request (kept across reconnects when still free).
     #[arg(long, value_name = "LOCALPORT")]
     udp: Option<u16>,
     /// UDP datagram protection: aes-gcm (authenticated, replay-protected; needs an sttp
