@@ -13,12 +13,12 @@
 #![allow(dead_code)]
 
 use std::sync::OnceLock;
+use sttp_proto::acl::policy::{AccessPolicy, Who};
 use sttp_proto::catalog::Catalog;
 use sttp_proto::command::Command;
-use sttp_proto::acl::policy::{AccessPolicy, Who};
 use sttp_proto::connstr::{ConnStrLimits, ConnectionString, SubscriptionSettings};
-use sttp_proto::error::{ConnStrLimit, ProtoError};
 use sttp_proto::encoding::StringEncoding;
+use sttp_proto::error::{ConnStrLimit, ProtoError};
 use sttp_proto::filter::{self, EvalContext};
 use sttp_proto::framing::FrameDecoder;
 use sttp_proto::metadata::{

@@ -496,9 +496,19 @@ fn generate_seed_corpus() {
         ("rust-default", 0xffu8, 0x20u8, settings_cs.as_str()),
         ("key-limit", 0x02, 0, "a=1;b=2;c=3;d=4;a=5"),
         ("nesting-limit", 0x10, 0, "a={{{x}}};b={y}"),
-        ("length-limit", 0x8f, 1, "filterExpression={FILTER ActiveMeasurements WHERE True}"),
+        (
+            "length-limit",
+            0x8f,
+            1,
+            "filterExpression={FILTER ActiveMeasurements WHERE True}",
+        ),
         ("syntax-error", 0x0f, 0, "a=1;b={x;c"),
-        ("data-channel", 0x3f, 0, "dataChannel={localport=9600};includeTime=0"),
+        (
+            "data-channel",
+            0x3f,
+            0,
+            "dataChannel={localport=9600};includeTime=0",
+        ),
     ] {
         let mut data = vec![sel, len_sel];
         data.extend_from_slice(text.as_bytes());

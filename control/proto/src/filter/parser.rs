@@ -148,11 +148,7 @@ impl Parser {
         };
         e.depth = depth_of(&e);
         if e.depth > MAX_DEPTH {
-            return Err(FilterError::over(
-                pos,
-                FilterLimit::Depth,
-                MAX_DEPTH as u64,
-            ));
+            return Err(FilterError::over(pos, FilterLimit::Depth, MAX_DEPTH as u64));
         }
         Ok(e)
     }
