@@ -30,9 +30,9 @@ fn acronym(slot: u32) -> &'static str {
     match slot {
         0 => "FREQ",
         1 => "DFDT",
-        2..=7 if slot % 2 == 0 => "VPHM",
+        2..=7 if slot.is_multiple_of(2) => "VPHM",
         2..=7 => "VPHA",
-        8..=13 if slot % 2 == 0 => "IPHM",
+        8..=13 if slot.is_multiple_of(2) => "IPHM",
         8..=13 => "IPHA",
         _ => "DIGI",
     }
