@@ -299,14 +299,21 @@ fn bind_inner(e: &Expr, table: &DataTable, count: &mut usize) -> Result<Node, Fi
             r: b(r)?,
             pos: e.pos,
         },
-        ExprKind::Logical { and, args } => Node::Logical {
-            and: *and,
-            args: args
+        ExprKind::Logical { and, args } => {
+            let args: Vec<Node> = args
                 .iter()
                 .map(|a| bind_inner(a, table, count))
-                .collect::<Result<_, _>>()?,
-            pos: e.pos,
-        },
+                .collect::<Result<_, _>>()?;
+            if *and {
+                Node::Logical {
+                    and: true,
+                    args,
+                    pos: e.pos,
+                }
+            } else {
+                or_as_in(args, e.pos)
+            }
+        }
         ExprKind::IsNull { arg, negated } => Node::IsNull {
             arg: b(arg)?,
             negated: *negated,
@@ -372,6 +379,65 @@ fn bind_inner(e: &Expr, table: &DataTable, count: &mut usize) -> Result<Node, Fi
             }
         }
     })
+}
+
+/// `col = c1 OR col = c2 OR …` (a long GUID or tag list written as an OR chain) becomes
+/// `col IN (c1, c2, …)` with a hash set, so it costs O(1) per row instead of O(terms). Only
+/// where the answer is the same: one column, at least 4 terms, every constant non-NULL and of
+/// the column's type (GUID, or ASCII text on a String column, whose case-insensitive `=` is the
+/// set's fold). Anything else stays a plain OR.
+fn or_as_in(args: Vec<Node>, pos: usize) -> Node {
+    let term = |n: &Node| -> Option<(usize, Ty, Val<'static>)> {
+        let Node::Binary {
+            op: BinOp::Eq,
+            l,
+            r,
+            ..
+        } = n
+        else {
+            return None;
+        };
+        let (col, c) = match (l.as_ref(), r.as_ref()) {
+            (Node::Column { idx, ty }, Node::Const(v))
+            | (Node::Const(v), Node::Column { idx, ty }) => ((*idx, *ty), v),
+            _ => return None,
+        };
+        let fits = match (col.1, c) {
+            (Ty::Guid, Val::Guid(_)) => true,
+            (Ty::String, Val::Str(s)) => s.is_ascii(),
+            _ => false,
+        };
+        fits.then(|| (col.0, col.1, c.clone()))
+    };
+    let first = args.first().and_then(term);
+    let list: Option<Vec<Node>> = match first {
+        Some((idx, ty, _)) if args.len() >= 4 => args
+            .iter()
+            .map(|a| match term(a) {
+                Some((i, t, v)) if i == idx && t == ty => Some(Node::Const(v)),
+                _ => None,
+            })
+            .collect(),
+        _ => None,
+    };
+    match (first, list) {
+        (Some((idx, ty, _)), Some(list)) => {
+            let set = in_set(&list, false);
+            Node::In {
+                arg: Box::new(Node::Column { idx, ty }),
+                list,
+                negated: false,
+                exact: false,
+                set,
+                pos,
+            }
+        }
+        _ => Node::Logical {
+            and: false,
+            args,
+            pos,
+        },
+    }
 }
 
 pub(crate) fn compile_regex(pattern: &str, pos: usize) -> Result<regex::Regex, FilterError> {

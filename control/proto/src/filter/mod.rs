@@ -418,6 +418,30 @@ impl FilterExpression {
         (result, budget.usage())
     }
 
+    /// Rows of every table the FILTER statements name that `set` has (tables it lacks are
+    /// skipped), each as by [`Self::select_table`] with `is_primary` false, all under **one**
+    /// budget of `limits`: what a MetadataRefresh filter selects (docs/limits.md).
+    pub fn select_named_tables(
+        &self,
+        set: &DataSet,
+        ctx: &EvalContext,
+        limits: &EvalLimits,
+    ) -> (Result<Vec<TableSelection>, FilterError>, EvalUsage) {
+        let budget = Budget::new(*limits);
+        let result = self
+            .tables()
+            .into_iter()
+            .filter_map(|name| set.table(&name))
+            .map(|t| {
+                Ok(TableSelection {
+                    table: t.name.clone(),
+                    rows: self.select_inner(t, false, ctx, &budget)?,
+                })
+            })
+            .collect();
+        (result, budget.usage())
+    }
+
     fn select_inner(
         &self,
         table: &DataTable,

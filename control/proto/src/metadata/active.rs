@@ -286,12 +286,12 @@ pub fn apply_metadata_filters(
         return Ok(out);
     }
     let expr = filter::parse(filters)?;
-    for name in expr.tables() {
-        let Some(table) = out.table_mut(&name) else {
-            continue;
-        };
-        let rows = expr.select_table(table, false, ctx)?;
-        table.retain_rows(&rows);
+    // One evaluation budget for all the tables of this command (docs/limits.md).
+    let (selected, _usage) = expr.select_named_tables(set, ctx, &filter::EvalLimits::DEFAULT);
+    for sel in selected? {
+        if let Some(table) = out.table_mut(&sel.table) {
+            table.retain_rows(&sel.rows);
+        }
     }
     Ok(out)
 }
