@@ -6,6 +6,7 @@ pub mod subscriber;
 
 pub use publisher::{PublisherOutput, PublisherSession, PublisherSessionConfig};
 pub use subscriber::{
-    ReceivedMeasurement, SubscriberEvent, SubscriberOutput, SubscriberSession,
+    ReceivedMeasurement, SessionFailure, SubscriberEvent, SubscriberLimits, SubscriberOutput,
+    SubscriberSession,
     SubscriberSessionConfig,
 };
