@@ -437,8 +437,6 @@ async fn client_task(
         let next = backoff.fail();
         match next {
             Some(delay) => tracing::warn!(
-                attempt = backoff.failures(),
-                delay_ms = delay.as_millis() as u64,
                 "{detail}; reconnecting in {:.2} s (attempt {})",
                 delay.as_secs_f64(),
                 backoff.failures()
