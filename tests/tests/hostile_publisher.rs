@@ -584,3 +584,202 @@ async fn control_the_binary_exits_zero_after_receiving_points() {
     assert!(out.status.success(), "{err}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 21);
 }
+
+// ---- `--udp` against a publisher that does not take up our cipher extension ----
+
+/// A stock-like publisher: answers Subscribe with a cache and Succeeded, ignores
+/// `sttpExt={udpCipher=…}`, never announces a key, and sends plain TSSC data packets as bare
+/// response bodies to the subscriber's `localport` every 20 ms.
+async fn start_stock_udp_fake() -> Fake {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let conns = Arc::new(Mutex::new(Vec::new()));
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, peer)) = listener.accept().await {
+            tokio::spawn(async move {
+                let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                let mut target = None;
+                let mut tssc = sttp_wire::tssc::PacketEncoder::new();
+                let mut ticker = tokio::time::interval(Duration::from_millis(20));
+                let mut n = 0u64;
+                loop {
+                    tokio::select! {
+                        cmd = read_command(&mut s) => {
+                            let Some(cmd) = cmd else { return };
+                            match cmd.first() {
+                                Some(0x01) => { let _ = s.write_all(&frame(0x80, 0x01, &[])).await; }
+                                Some(0x02) => {
+                                    let text = String::from_utf8_lossy(&cmd);
+                                    let port: u16 = text
+                                        .split("localport=")
+                                        .nth(1)
+                                        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+                                        .and_then(|p| p.parse().ok())
+                                        .expect("dataChannel localport in Subscribe");
+                                    target = Some(std::net::SocketAddr::new(peer.ip(), port));
+                                    let mut f = frame(0x83, 0x02, &cache().encode_payload(2, 0, false, sttp_proto::encoding::StringEncoding::Utf8));
+                                    f.extend_from_slice(&frame(0x80, 0x02, b"Client subscribed over UDP"));
+                                    let _ = s.write_all(&f).await;
+                                }
+                                _ => {}
+                            }
+                        }
+                        _ = ticker.tick(), if target.is_some() => {
+                            let mut p = Vec::new();
+                            // Every packet is a TSSC reset (fresh encoder): each datagram decodes alone.
+                            tssc = sttp_wire::tssc::PacketEncoder::new();
+                            tssc.begin(&mut p, 0, 32_000);
+                            for id in 0..SIGNALS {
+                                let m = sttp_wire::Measurement {
+                                    runtime_id: id,
+                                    timestamp: 638_000_000_000_000_000 + n as i64 * 333_333,
+                                    value: n as f32,
+                                    flags: 0,
+                                };
+                                assert!(tssc.try_add(&mut p, &m));
+                            }
+                            tssc.finish(&mut p);
+                            n += 1;
+                            let datagram = frame(0x82, 0x02, &p);
+                            let _ = udp.send_to(&datagram[4..], target.unwrap()).await;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    Fake { addr, conns, task }
+}
+
+fn udp_config(addr: &str, cipher: sttp_control::client::UdpCipherChoice) -> SubscriberConfig {
+    let mut c = config(addr);
+    c.data_loss_timeout = Some(Duration::from_secs(5));
+    c.udp_key_wait = Duration::from_millis(300);
+    c.udp = Some(sttp_control::client::UdpChannel { port: 0, cipher });
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_prefer_falls_back_to_plain_datagrams_with_a_warning() {
+    logs();
+    let fake = start_stock_udp_fake().await;
+    let mut sub = Subscriber::start(udp_config(
+        &fake.addr,
+        sttp_control::client::UdpCipherChoice::Prefer,
+    ));
+    let mut fell_back = None;
+    let mut points_after = 0u64;
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(ev) = sub.next_event().await {
+            match ev {
+                ClientEvent::UdpCipherFallback => fell_back = Some(started.elapsed()),
+                ClientEvent::Measurements(b) if fell_back.is_some() => {
+                    points_after += b.len() as u64;
+                    if points_after >= 40 {
+                        break;
+                    }
+                }
+                ClientEvent::Measurements(_) => panic!("plain data accepted before the fallback"),
+                ClientEvent::SessionFailed(f) => panic!("{f}"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("points after the fallback");
+    let stats = sub.stats();
+    sub.stop().await;
+    let at = fell_back.unwrap();
+    assert!(at >= Duration::from_millis(300), "fell back after {at:?}");
+    assert_eq!(stats.key_epochs_installed, 0);
+    // Datagrams that came during the wait were refused (and said so at warn), none after.
+    assert!(stats.auth_failures > 0);
+    assert!(!warn_lines_containing("did not take up the authenticated UDP cipher").is_empty());
+    assert!(!warn_lines_containing("UDP datagram refused").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_required_aes_gcm_stops_with_a_clear_reason_against_a_stock_publisher() {
+    let fake = start_stock_udp_fake().await;
+    let mut sub = Subscriber::start(udp_config(
+        &fake.addr,
+        sttp_control::client::UdpCipherChoice::AesGcm,
+    ));
+    let reason = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match sub.next_event().await {
+                Some(ClientEvent::Stopped { reason }) => return reason,
+                Some(ClientEvent::Measurements(_)) => panic!("plain data accepted"),
+                Some(_) => {}
+                None => panic!("no Stopped event"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(reason.contains("did not take up the authenticated UDP cipher"), "{reason}");
+    assert_eq!(sub.stats().points_received, 0);
+    assert!(sub.stats().auth_failures > 0);
+}
+
+/// Control: against our own publisher, which takes the extension up, there is no fallback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_udp_prefer_against_our_publisher_uses_the_authenticated_cipher() {
+    let mut tp = sttp_tests::TestPublisher::start(SIGNALS as usize).await;
+    tp.stream(Duration::from_millis(20), 0);
+    let mut c = udp_config(
+        &tp.publisher().local_addr().to_string(),
+        sttp_control::client::UdpCipherChoice::Prefer,
+    );
+    c.session.settings.filter_expression = "FILTER ActiveMeasurements WHERE True".into();
+    let mut sub = Subscriber::start(c);
+    let mut points = 0;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(ev) = sub.next_event().await {
+            match ev {
+                ClientEvent::UdpCipherFallback => panic!("fell back against our publisher"),
+                ClientEvent::Measurements(b) => {
+                    points += b.len();
+                    if points >= 200 {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .unwrap();
+    // Past the key wait: still authenticated.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stats = sub.stats();
+    sub.stop().await;
+    assert_eq!(stats.key_epochs_installed, 1);
+    assert_eq!(stats.auth_failures, 0);
+    tp.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_falls_back_by_default_and_fails_with_explicit_aes_gcm() {
+    let bin = sttp_bin();
+    let fake = start_stock_udp_fake().await;
+    let run = |extra: &'static [&'static str]| {
+        let bin = bin.clone();
+        let addr = fake.addr.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut args = vec!["subscribe", addr.as_str(), "--udp", "0", "--format", "csv"];
+            args.extend_from_slice(extra);
+            std::process::Command::new(&bin).args(&args).output().unwrap()
+        })
+    };
+    let out = run(&["--count", "20"]).await.unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("accepting plain, unauthenticated datagrams"), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 21);
+    let out = run(&["--udp-cipher", "aes-gcm", "--duration", "8"]).await.unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert_eq!(err.matches("did not take up the authenticated UDP cipher").count(), 1, "{err}");
+}

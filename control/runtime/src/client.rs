@@ -513,9 +513,14 @@ where
         Some(channel) => {
             // The data channel is set up before the session starts: the subscribe request
             // names the port and turns TSSC off (wire.md §8).
+            // Port 0 binds an ephemeral port; the request names the port actually bound.
+            let receiver = match UdpReceiver::bind(channel, st.counters.clone()).await {
+                Ok(r) => r,
+                Err(e) => return End::Stop(e.to_string()),
+            };
             session_config.tssc = false;
             session_config.settings.data_channel = Some(sttp_proto::connstr::DataChannel {
-                local_port: channel.port,
+                local_port: receiver.local_port(),
             });
             if channel.cipher != UdpCipherChoice::None {
                 sttp_proto::ext::request_udp_cipher(
@@ -524,10 +529,7 @@ where
                 );
                 key_wait = KeyWait::NotStarted;
             }
-            match UdpReceiver::bind(channel, st.counters.clone()).await {
-                Ok(r) => Some(r),
-                Err(e) => return End::Stop(e.to_string()),
-            }
+            Some(receiver)
         }
         None => None,
     };

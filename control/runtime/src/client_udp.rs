@@ -31,7 +31,8 @@ const RECEIVE_BUFFER: usize = 8 * 1024 * 1024;
 /// A UDP data channel request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UdpChannel {
-    /// Local port the publisher sends to (`dataChannel={localport=N}`).
+    /// Local port the publisher sends to (`dataChannel={localport=N}`); 0 binds an ephemeral
+    /// port and the request names it.
     pub port: u16,
     /// Datagram protection.
     pub cipher: UdpCipherChoice,
@@ -158,6 +159,11 @@ impl UdpReceiver {
             counters,
             started: Instant::now(),
         })
+    }
+
+    /// The port bound (the one asked for, or the ephemeral one for port 0).
+    pub fn local_port(&self) -> u16 {
+        self.socket.local_addr().map_or(0, |a| a.port())
     }
 
     /// The protection asked for.

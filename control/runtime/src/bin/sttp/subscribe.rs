@@ -76,7 +76,7 @@ pub(crate) struct SubscribeArgs {
     #[command(flatten)]
     tls: crate::subscribe_tls::SubscribeTlsArgs,
     /// Receive the data over UDP on this local port (compact format; the publisher sends to
-    /// this host's address).
+    /// this host's address); 0 = an ephemeral port, named in the request.
     #[arg(long, value_name = "LOCALPORT")]
     udp: Option<u16>,
     /// UDP datagram protection: aes-gcm (authenticated and replay-protected, required: fail
