@@ -302,6 +302,8 @@ async fn observe(fake: &Fake, sessions: usize, limit: Duration) -> Observed {
             _ => {}
         }
     }
+    // Let the fake's accept loop record the last connection before it ends.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     sub.stop().await;
     o
 }
