@@ -289,16 +289,16 @@ async fn observe(fake: &Fake, sessions: usize, limit: Duration) -> Observed {
     while connected < sessions {
         let ev = tokio::time::timeout_at(deadline, sub.next_event())
             .await
-            .unwrap_or_else(|_| {
-                panic!("only {connected} of {sessions} sessions within {limit:?}")
-            })
+            .unwrap_or_else(|_| panic!("only {connected} of {sessions} sessions within {limit:?}"))
             .expect("subscriber stopped");
         match ev {
             ClientEvent::Connected { .. } => connected += 1,
             ClientEvent::SessionFailed(f) => o.failures.push(f),
             ClientEvent::DataLoss { .. } => o.data_losses += 1,
             ClientEvent::Measurements(b) => o.points += b.len() as u64,
-            ClientEvent::ReconnectScheduled { delay, attempt } => o.scheduled.push((attempt, delay)),
+            ClientEvent::ReconnectScheduled { delay, attempt } => {
+                o.scheduled.push((attempt, delay))
+            }
             _ => {}
         }
     }
@@ -382,7 +382,10 @@ async fn truncated_gzip_metadata_fails_the_session_and_backs_off() {
         o.failures
     );
     assert_growing_backoff(&fake, "truncated gzip");
-    assert!(!warn_lines_containing("metadata could not be used: metadata payload: invalid gzip").is_empty());
+    assert!(
+        !warn_lines_containing("metadata could not be used: metadata payload: invalid gzip")
+            .is_empty()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -485,7 +488,11 @@ async fn control_a_good_publisher_delivers_data_and_the_backoff_resets() {
             "after a session with data the first retry is 100 ms ± 20 %: {delays:?}"
         );
     }
-    assert!(o.scheduled.iter().all(|(attempt, _)| *attempt == 1), "{:?}", o.scheduled);
+    assert!(
+        o.scheduled.iter().all(|(attempt, _)| *attempt == 1),
+        "{:?}",
+        o.scheduled
+    );
 }
 
 // ---- the `sttp subscribe` binary ----
@@ -512,12 +519,21 @@ fn vm_hwm_kb(pid: u32) -> Option<u64> {
 async fn the_binary_exits_non_zero_on_a_bomb_with_bounded_memory_and_says_it_once() {
     let bin = sttp_bin();
     if !bin.exists() {
-        panic!("{} missing: cargo build --release -p sttp-control --bin sttp", bin.display());
+        panic!(
+            "{} missing: cargo build --release -p sttp-control --bin sttp",
+            bin.display()
+        );
     }
     let _ = bomb();
     let fake = start_fake(Mode::Bomb).await;
     let mut child = std::process::Command::new(&bin)
-        .args(["subscribe", &fake.addr, "--no-reconnect", "--max-metadata-bytes", "16777216"])
+        .args([
+            "subscribe",
+            &fake.addr,
+            "--no-reconnect",
+            "--max-metadata-bytes",
+            "16777216",
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -532,7 +548,10 @@ async fn the_binary_exits_non_zero_on_a_bomb_with_bounded_memory_and_says_it_onc
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "sttp subscribe did not exit");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "sttp subscribe did not exit"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     let mut err = String::new();
@@ -556,7 +575,14 @@ async fn the_binary_exits_non_zero_with_zero_points_when_it_never_subscribed() {
     let addr = fake.addr.clone();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(&bin)
-            .args(["subscribe", &addr, "--duration", "1.5", "--subscribe-timeout", "0.4"])
+            .args([
+                "subscribe",
+                &addr,
+                "--duration",
+                "1.5",
+                "--subscribe-timeout",
+                "0.4",
+            ])
             .output()
     })
     .await
@@ -566,7 +592,10 @@ async fn the_binary_exits_non_zero_with_zero_points_when_it_never_subscribed() {
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("no data received"), "{err}");
     assert!(err.contains("not subscribed in time"), "{err}");
-    assert!(err.contains("(attempt 2)"), "retries with a growing attempt number: {err}");
+    assert!(
+        err.contains("(attempt 2)"),
+        "retries with a growing attempt number: {err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -720,7 +749,10 @@ async fn udp_required_aes_gcm_stops_with_a_clear_reason_against_a_stock_publishe
     })
     .await
     .unwrap();
-    assert!(reason.contains("did not take up the authenticated UDP cipher"), "{reason}");
+    assert!(
+        reason.contains("did not take up the authenticated UDP cipher"),
+        "{reason}"
+    );
     assert_eq!(sub.stats().points_received, 0);
     assert!(sub.stats().auth_failures > 0);
 }
@@ -772,16 +804,29 @@ async fn the_binary_falls_back_by_default_and_fails_with_explicit_aes_gcm() {
         tokio::task::spawn_blocking(move || {
             let mut args = vec!["subscribe", addr.as_str(), "--udp", "0", "--format", "csv"];
             args.extend_from_slice(extra);
-            std::process::Command::new(&bin).args(&args).output().unwrap()
+            std::process::Command::new(&bin)
+                .args(&args)
+                .output()
+                .unwrap()
         })
     };
     let out = run(&["--count", "20"]).await.unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("accepting plain, unauthenticated datagrams"), "{err}");
+    assert!(
+        err.contains("accepting plain, unauthenticated datagrams"),
+        "{err}"
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 21);
-    let out = run(&["--udp-cipher", "aes-gcm", "--duration", "8"]).await.unwrap();
+    let out = run(&["--udp-cipher", "aes-gcm", "--duration", "8"])
+        .await
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
-    assert_eq!(err.matches("did not take up the authenticated UDP cipher").count(), 1, "{err}");
+    assert_eq!(
+        err.matches("did not take up the authenticated UDP cipher")
+            .count(),
+        1,
+        "{err}"
+    );
 }

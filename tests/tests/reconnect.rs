@@ -38,7 +38,11 @@ fn spawn_subscriber(addr: String) -> (FirstData, tokio::task::JoinHandle<()>) {
     (first, task)
 }
 
-async fn all_receiving(subs: &[(FirstData, tokio::task::JoinHandle<()>)], after: Instant, limit: Duration) -> Vec<Option<Duration>> {
+async fn all_receiving(
+    subs: &[(FirstData, tokio::task::JoinHandle<()>)],
+    after: Instant,
+    limit: Duration,
+) -> Vec<Option<Duration>> {
     let deadline = Instant::now() + limit;
     loop {
         let resumed: Vec<Option<Duration>> = subs
@@ -68,7 +72,10 @@ async fn every_subscriber_is_receiving_again_within_2_s_of_a_publisher_restart()
         .collect();
     let t0 = Instant::now();
     let first = all_receiving(&subs, t0, Duration::from_secs(10)).await;
-    assert!(first.iter().all(Option::is_some), "not all subscribed at start: {first:?}");
+    assert!(
+        first.iter().all(Option::is_some),
+        "not all subscribed at start: {first:?}"
+    );
 
     // Down 50 ms (a quick restart: the first retries are refused) and 700 ms (the backoff has
     // grown to 0.4 s by then).

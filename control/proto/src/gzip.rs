@@ -93,7 +93,10 @@ mod tests {
         // 64 MiB of zeros is ~64 KB of gzip.
         let bomb = compress(&vec![0u8; 64 << 20]);
         assert!(bomb.len() < 1 << 20);
-        assert_eq!(decompress(&bomb, 1 << 20), Err(GunzipError::TooLarge(1 << 20)));
+        assert_eq!(
+            decompress(&bomb, 1 << 20),
+            Err(GunzipError::TooLarge(1 << 20))
+        );
         // Exactly at the limit is fine, and the buffer never exceeds the limit.
         let ok = decompress(&compress(&vec![1u8; 300_000]), 300_000).unwrap();
         assert_eq!(ok.len(), 300_000);

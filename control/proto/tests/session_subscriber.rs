@@ -325,10 +325,10 @@ fn a_cache_naming_one_huge_runtime_id_cannot_make_tssc_resets_expensive() {
 
 // ---- Session failures and timers (docs/subscriber.md) ----
 
+use std::time::{Duration, Instant};
 use sttp_proto::gzip::{self, GunzipError};
 use sttp_proto::metadata::MetadataError;
 use sttp_proto::session::{SessionFailure, SubscriberLimits};
-use std::time::{Duration, Instant};
 
 fn failures(evs: &[SubscriberEvent]) -> Vec<SessionFailure> {
     evs.iter()
@@ -379,13 +379,19 @@ fn a_gzip_bomb_fails_the_session_at_the_limit_and_never_subscribes() {
 
 #[test]
 fn truncated_gzip_and_malformed_xml_fail_the_session() {
-    let xml = b"<DataSet><xs:schema xmlns:xs='http://www.w3.org/2001/XMLSchema'/></DataSet>".repeat(1);
+    let xml =
+        b"<DataSet><xs:schema xmlns:xs='http://www.w3.org/2001/XMLSchema'/></DataSet>".repeat(1);
     let z = gzip::compress(&xml);
     let mut s = timed(SMALL, Instant::now());
     s.handle_frame(&body(0x80, 0x01, &z[..z.len() - 6]));
     let f = failures(&drain(&mut s).1);
     assert!(
-        matches!(&f[..], [SessionFailure::Metadata(MetadataError::Gzip(GunzipError::Invalid(_)))]),
+        matches!(
+            &f[..],
+            [SessionFailure::Metadata(MetadataError::Gzip(
+                GunzipError::Invalid(_)
+            ))]
+        ),
         "{f:?}"
     );
     let mut s = timed(SMALL, Instant::now());
@@ -407,7 +413,10 @@ fn a_malformed_or_oversized_cache_fails_the_session() {
     bad.extend_from_slice(&1000u32.to_be_bytes());
     s.handle_frame(&body(0x83, 0x02, &bad));
     let f = failures(&drain(&mut s).1);
-    assert!(matches!(&f[..], [SessionFailure::SignalIndexCache(_)]), "{f:?}");
+    assert!(
+        matches!(&f[..], [SessionFailure::SignalIndexCache(_)]),
+        "{f:?}"
+    );
     // A gzip bomb as a cache.
     let mut s = timed(SMALL, Instant::now());
     let mut bomb = vec![0u8];
@@ -419,10 +428,15 @@ fn a_malformed_or_oversized_cache_fails_the_session() {
 }
 
 #[test]
-fn a_refusal_of_the_connection_or_the_subscription_fails_the_session_but_metadata_refusal_does_not() {
+fn a_refusal_of_the_connection_or_the_subscription_fails_the_session_but_metadata_refusal_does_not()
+{
     for command in [0x00u8, 0x02, 0x06] {
         let mut s = timed(SMALL, Instant::now());
-        s.handle_frame(&body(0x81, command, b"too many connections from this address\x1b[2J"));
+        s.handle_frame(&body(
+            0x81,
+            command,
+            b"too many connections from this address\x1b[2J",
+        ));
         let f = failures(&drain(&mut s).1);
         assert!(
             matches!(&f[..], [SessionFailure::Refused { command: c, .. }] if *c == command),
@@ -430,7 +444,10 @@ fn a_refusal_of_the_connection_or_the_subscription_fails_the_session_but_metadat
         );
         // The display escapes the peer's control characters.
         let shown = f[0].to_string();
-        assert!(!shown.contains('\x1b') && shown.contains("\\u{1b}"), "{shown}");
+        assert!(
+            !shown.contains('\x1b') && shown.contains("\\u{1b}"),
+            "{shown}"
+        );
     }
     // MetadataRefresh refused: the subscription goes ahead without metadata.
     let mut s = timed(SMALL, Instant::now());

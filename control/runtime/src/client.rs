@@ -542,8 +542,7 @@ where
     let mut session = SubscriberSession::with_limits(session_config, limits);
     session.advance(Instant::now().into_std());
     session.start();
-    let mut framer =
-        FrameDecoder::new(st.config.max_metadata_bytes.saturating_add(FRAME_SLACK));
+    let mut framer = FrameDecoder::new(st.config.max_metadata_bytes.saturating_add(FRAME_SLACK));
     let mut buf = vec![0u8; 256 * 1024];
     let (mut seen_dropped, mut seen_key_updates) = (0, 0);
     loop {
@@ -818,7 +817,11 @@ mod tests {
         assert_eq!(b.fail(), Some(Duration::from_millis(100)));
         assert_eq!(b.fail(), Some(Duration::from_millis(200)));
         assert_eq!(b.fail(), Some(Duration::from_millis(400)));
-        assert_eq!(b.fail(), None, "fourth failure in a row exceeds max_retries = 3");
+        assert_eq!(
+            b.fail(),
+            None,
+            "fourth failure in a row exceeds max_retries = 3"
+        );
         let mut off = Backoff::new(
             ReconnectPolicy {
                 enabled: false,

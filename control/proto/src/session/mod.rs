@@ -7,6 +7,5 @@ pub mod subscriber;
 pub use publisher::{PublisherOutput, PublisherSession, PublisherSessionConfig};
 pub use subscriber::{
     ReceivedMeasurement, SessionFailure, SubscriberEvent, SubscriberLimits, SubscriberOutput,
-    SubscriberSession,
-    SubscriberSessionConfig,
+    SubscriberSession, SubscriberSessionConfig,
 };

@@ -20,14 +20,14 @@
 use crate::command::Command;
 use crate::connstr::SubscriptionSettings;
 use crate::encoding::StringEncoding;
+use crate::error::ProtoError;
+use crate::metadata::ParseLimits;
 use crate::metadata::{xml, DataSet, MetadataError};
 use crate::opmodes::OperationalModes;
+use crate::peer_text::PeerText;
 use crate::response::{code as rsp, decode_message, decode_responses};
 use crate::sic::SignalIndexCache;
 use crate::{command::code as cmd, payloads};
-use crate::error::ProtoError;
-use crate::metadata::ParseLimits;
-use crate::peer_text::PeerText;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use sttp_wire::compact::{self, BaseTimes, CompactOptions};
@@ -130,7 +130,11 @@ impl std::fmt::Display for SessionFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Metadata(e) => {
-                write!(f, "metadata could not be used: {}", PeerText::log(&e.to_string()))
+                write!(
+                    f,
+                    "metadata could not be used: {}",
+                    PeerText::log(&e.to_string())
+                )
             }
             Self::SignalIndexCache(e) => write!(
                 f,

@@ -347,7 +347,11 @@ pub(crate) async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
         std::fs::write(path, text)
             .with_context(|| format!("cannot write the stats file {}", path.display()))?;
     }
-    if failure.is_none() && !interrupted && output.total == 0 && (!subscribed || last_failure.is_some()) {
+    if failure.is_none()
+        && !interrupted
+        && output.total == 0
+        && (!subscribed || last_failure.is_some())
+    {
         // Never exit 0 having received nothing from a session that never subscribed (or
         // failed): scripts and CI must see it.
         failure = Some(match &last_failure {
