@@ -630,7 +630,6 @@ async fn start_stock_udp_fake() -> Fake {
             tokio::spawn(async move {
                 let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
                 let mut target = None;
-                let mut tssc = sttp_wire::tssc::PacketEncoder::new();
                 let mut ticker = tokio::time::interval(Duration::from_millis(20));
                 let mut n = 0u64;
                 loop {
@@ -658,7 +657,7 @@ async fn start_stock_udp_fake() -> Fake {
                         _ = ticker.tick(), if target.is_some() => {
                             let mut p = Vec::new();
                             // Every packet is a TSSC reset (fresh encoder): each datagram decodes alone.
-                            tssc = sttp_wire::tssc::PacketEncoder::new();
+                            let mut tssc = sttp_wire::tssc::PacketEncoder::new();
                             tssc.begin(&mut p, 0, 32_000);
                             for id in 0..SIGNALS {
                                 let m = sttp_wire::Measurement {

@@ -217,7 +217,7 @@ impl UdpReceiver {
                     self.refused += 1;
                     // The first refusal, then every 1000th, at warn: the reason must be
                     // visible, a flood of forged datagrams must not flood the log.
-                    if self.refused == 1 || self.refused % 1000 == 0 {
+                    if self.refused == 1 || self.refused.is_multiple_of(1000) {
                         tracing::warn!(
                             reason = e.name(),
                             refused = self.refused,
