@@ -322,3 +322,215 @@ fn a_cache_naming_one_huge_runtime_id_cannot_make_tssc_resets_expensive() {
     assert!(values(&evs).is_empty(), "{evs:?}");
     assert_eq!(s.stats().dropped_packets, 1);
 }
+
+// ---- Session failures and timers (docs/subscriber.md) ----
+
+use std::time::{Duration, Instant};
+use sttp_proto::gzip::{self, GunzipError};
+use sttp_proto::metadata::MetadataError;
+use sttp_proto::session::{SessionFailure, SubscriberLimits};
+
+fn failures(evs: &[SubscriberEvent]) -> Vec<SessionFailure> {
+    evs.iter()
+        .filter_map(|e| match e {
+            SubscriberEvent::SessionFailed(f) => Some(f.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn timed(limits: SubscriberLimits, t0: Instant) -> SubscriberSession {
+    let mut s = SubscriberSession::with_limits(SubscriberSessionConfig::default(), limits);
+    s.advance(t0);
+    s.start();
+    drain(&mut s);
+    s
+}
+
+const SMALL: SubscriberLimits = SubscriberLimits {
+    max_metadata_bytes: 1 << 20,
+    max_cache_bytes: 1 << 20,
+    subscribe_timeout: Some(Duration::from_secs(5)),
+    data_loss_timeout: Some(Duration::from_secs(2)),
+};
+
+#[test]
+fn a_gzip_bomb_fails_the_session_at_the_limit_and_never_subscribes() {
+    let t0 = Instant::now();
+    let mut s = timed(SMALL, t0);
+    // 64 MiB of zeros, ~64 KB compressed, against a 1 MiB limit.
+    let bomb = gzip::compress(&vec![0u8; 64 << 20]);
+    s.handle_frame(&body(0x80, 0x01, &bomb));
+    let (cmds, evs) = drain(&mut s);
+    assert_eq!(
+        failures(&evs),
+        vec![SessionFailure::Metadata(MetadataError::TooLarge {
+            size: (1 << 20) + 1,
+            limit: 1 << 20
+        })]
+    );
+    assert!(cmds.is_empty(), "no Subscribe after bad metadata: {cmds:?}");
+    assert!(s.is_failed());
+    // Later input is ignored; no second failure.
+    s.handle_frame(&body(0x80, 0x01, &[]));
+    s.advance(t0 + Duration::from_secs(60));
+    assert_eq!(drain(&mut s), (vec![], vec![]));
+}
+
+#[test]
+fn truncated_gzip_and_malformed_xml_fail_the_session() {
+    let xml =
+        b"<DataSet><xs:schema xmlns:xs='http://www.w3.org/2001/XMLSchema'/></DataSet>".to_vec();
+    let z = gzip::compress(&xml);
+    let mut s = timed(SMALL, Instant::now());
+    s.handle_frame(&body(0x80, 0x01, &z[..z.len() - 6]));
+    let f = failures(&drain(&mut s).1);
+    assert!(
+        matches!(
+            &f[..],
+            [SessionFailure::Metadata(MetadataError::Gzip(
+                GunzipError::Invalid(_)
+            ))]
+        ),
+        "{f:?}"
+    );
+    let mut s = timed(SMALL, Instant::now());
+    s.handle_frame(&body(0x80, 0x01, b"<DataSet><unclosed"));
+    let f = failures(&drain(&mut s).1);
+    assert!(matches!(&f[..], [SessionFailure::Metadata(_)]), "{f:?}");
+    assert!(f[0].kind().contains("metadata"));
+}
+
+#[test]
+fn a_malformed_or_oversized_cache_fails_the_session() {
+    let mut s = timed(SMALL, Instant::now());
+    s.handle_frame(&body(0x80, 0x01, &[]));
+    drain(&mut s);
+    // Index byte 0, then a body claiming 1000 entries with none present.
+    let mut bad = vec![0u8];
+    bad.extend_from_slice(&28u32.to_be_bytes());
+    bad.extend_from_slice(&[0; 16]);
+    bad.extend_from_slice(&1000u32.to_be_bytes());
+    s.handle_frame(&body(0x83, 0x02, &bad));
+    let f = failures(&drain(&mut s).1);
+    assert!(
+        matches!(&f[..], [SessionFailure::SignalIndexCache(_)]),
+        "{f:?}"
+    );
+    // A gzip bomb as a cache.
+    let mut s = timed(SMALL, Instant::now());
+    let mut bomb = vec![0u8];
+    bomb.extend_from_slice(&gzip::compress(&vec![0u8; 8 << 20]));
+    s.handle_frame(&body(0x83, 0x02, &bomb));
+    let f = failures(&drain(&mut s).1);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].kind(), "signal index cache too large");
+}
+
+#[test]
+fn a_refusal_of_the_connection_or_the_subscription_fails_the_session_but_metadata_refusal_does_not()
+{
+    for command in [0x00u8, 0x02, 0x06] {
+        let mut s = timed(SMALL, Instant::now());
+        s.handle_frame(&body(
+            0x81,
+            command,
+            b"too many connections from this address\x1b[2J",
+        ));
+        let f = failures(&drain(&mut s).1);
+        assert!(
+            matches!(&f[..], [SessionFailure::Refused { command: c, .. }] if *c == command),
+            "{f:?}"
+        );
+        // The display escapes the peer's control characters.
+        let shown = f[0].to_string();
+        assert!(
+            !shown.contains('\x1b') && shown.contains("\\u{1b}"),
+            "{shown}"
+        );
+    }
+    // MetadataRefresh refused: the subscription goes ahead without metadata.
+    let mut s = timed(SMALL, Instant::now());
+    s.handle_frame(&body(0x81, 0x01, b"no metadata for you"));
+    let (cmds, evs) = drain(&mut s);
+    assert!(failures(&evs).is_empty());
+    assert!(matches!(cmds[..], [Command::Subscribe { .. }]), "{cmds:?}");
+}
+
+#[test]
+fn the_subscribe_timer_runs_from_start_and_stops_at_the_acknowledgement() {
+    let t0 = Instant::now();
+    // A publisher that never answers: the timer fires at exactly 5 s.
+    let mut s = timed(SMALL, t0);
+    assert_eq!(s.next_deadline(), Some(t0 + Duration::from_secs(5)));
+    s.advance(t0 + Duration::from_millis(4_999));
+    assert!(failures(&drain(&mut s).1).is_empty());
+    s.advance(t0 + Duration::from_secs(5));
+    assert_eq!(
+        failures(&drain(&mut s).1),
+        vec![SessionFailure::SubscribeTimeout {
+            waited: Duration::from_secs(5)
+        }]
+    );
+    assert_eq!(s.next_deadline(), None);
+
+    // Metadata then Subscribe, still not acknowledged: the same connect-relative deadline.
+    let mut s = timed(SMALL, t0);
+    s.advance(t0 + Duration::from_secs(3));
+    s.handle_frame(&body(0x80, 0x01, &[]));
+    drain(&mut s);
+    assert_eq!(s.next_deadline(), Some(t0 + Duration::from_secs(5)));
+    // Acknowledged at 4 s: now the data-loss timer runs, from the acknowledgement.
+    s.advance(t0 + Duration::from_secs(4));
+    s.handle_frame(&body(0x80, 0x02, b"subscribed"));
+    drain(&mut s);
+    assert!(s.is_acknowledged());
+    assert_eq!(s.next_deadline(), Some(t0 + Duration::from_secs(6)));
+}
+
+#[test]
+fn the_data_loss_timer_fires_without_any_data_and_is_fed_by_data() {
+    let t0 = Instant::now();
+    let mut s = timed(
+        SubscriberLimits {
+            subscribe_timeout: None,
+            ..SMALL
+        },
+        t0,
+    );
+    s.handle_frame(&body(0x80, 0x01, &[]));
+    let payload = cache(2).encode_payload(2, 0, false, StringEncoding::Utf8);
+    s.handle_frame(&body(0x83, 0x02, &payload));
+    s.handle_frame(&body(0x80, 0x02, b"ok"));
+    drain(&mut s);
+    // Data at 1.5 s moves the deadline to 3.5 s.
+    let mut enc = tssc::PacketEncoder::new();
+    s.advance(t0 + Duration::from_millis(1_500));
+    s.handle_frame(&tssc_packet(&mut enc, 0, &[m(0, 1.0)]));
+    assert_eq!(values(&drain(&mut s).1).len(), 1);
+    assert_eq!(s.next_deadline(), Some(t0 + Duration::from_millis(3_500)));
+    s.advance(t0 + Duration::from_millis(3_400));
+    assert!(failures(&drain(&mut s).1).is_empty());
+    s.advance(t0 + Duration::from_millis(3_600));
+    assert_eq!(
+        failures(&drain(&mut s).1),
+        vec![SessionFailure::DataLoss {
+            silent_for: Duration::from_millis(2_100)
+        }]
+    );
+}
+
+#[test]
+fn no_timers_without_advance_and_none_while_unsubscribed() {
+    // The old driving style (no advance) never fails on time.
+    let s = started(SubscriberSessionConfig::default());
+    assert_eq!(s.next_deadline(), None);
+    // Unsubscribed on purpose: no subscribe or data-loss timer.
+    let t0 = Instant::now();
+    let mut s = timed(SMALL, t0);
+    s.unsubscribe();
+    drain(&mut s);
+    assert_eq!(s.next_deadline(), None);
+    s.advance(t0 + Duration::from_secs(3600));
+    assert!(failures(&drain(&mut s).1).is_empty());
+}

@@ -1,6 +1,9 @@
 //! The subscriber client: connects, negotiates, subscribes, decodes, and keeps doing so —
-//! automatic reconnect (1 s doubling to 30 s, forever by default), resubscribe after reconnect,
-//! data-loss detection (no data for N s restarts the connect cycle), and a metadata cache.
+//! automatic reconnect with a jittered exponential backoff (100 ms doubling to 30 s, forever by
+//! default) that grows on every failed session and resets only after a session that delivered
+//! data, resubscribe after reconnect, a connect-to-subscribed timeout and a data-loss timer
+//! (running from the subscription's acknowledgement), bounded metadata, and a metadata cache.
+//! docs/subscriber.md describes the timers, the backoff and the limits.
 //! Measurements arrive in batches (one per data packet) through an async `Stream` of
 //! [`ClientEvent`]s or through a callback ([`Subscriber::run`]).
 
@@ -12,7 +15,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use sttp_proto::connstr::SubscriptionSettings;
 use sttp_proto::framing::FrameDecoder;
-use sttp_proto::session::subscriber::{SubscriberOutput, SubscriberStats};
+use sttp_proto::peer_text::PeerText;
+use sttp_proto::session::subscriber::{
+    SessionFailure, SubscriberLimits, SubscriberOutput, SubscriberStats, MAX_CACHE_BYTES,
+    MAX_METADATA_BYTES,
+};
 use sttp_proto::session::{
     ReceivedMeasurement, SubscriberEvent, SubscriberSession, SubscriberSessionConfig,
 };
@@ -23,30 +30,104 @@ use tokio::time::Instant;
 
 pub use crate::client_udp::{ClientStats, UdpChannel, UdpCipherChoice};
 
-/// Largest response frame accepted (metadata of a large system is megabytes).
-pub const MAX_RESPONSE_FRAME: usize = 256 * 1024 * 1024;
+/// Bytes a response frame may carry beyond the metadata limit (the response header and slack).
+const FRAME_SLACK: usize = 64 * 1024;
 
 /// When and how often to reconnect.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReconnectPolicy {
     /// Reconnect at all.
     pub enabled: bool,
-    /// First delay.
+    /// Delay before the first retry after a failure.
     pub initial: Duration,
     /// Delay cap; the delay doubles up to it.
     pub max: Duration,
-    /// Give up after this many failed attempts in a row (None = never).
+    /// Each delay is scaled by a random factor in [1 − jitter, 1 + jitter] (then capped at
+    /// `max`), so many subscribers that lost the same publisher do not retry in lock-step.
+    pub jitter: f64,
+    /// Give up after this many failed sessions in a row (None = never).
     pub max_retries: Option<u32>,
 }
 
 impl Default for ReconnectPolicy {
+    /// 100 ms doubling to 30 s, ±20 % jitter, forever: after a publisher restart the first
+    /// retries come within 0.1, 0.3, 0.7, 1.5 s of the loss (docs/subscriber.md).
     fn default() -> Self {
         Self {
             enabled: true,
-            initial: Duration::from_secs(1),
+            initial: Duration::from_millis(100),
             max: Duration::from_secs(30),
+            jitter: 0.2,
             max_retries: None,
         }
+    }
+}
+
+/// The reconnect schedule: how long to wait after the n-th failed session in a row.
+///
+/// A session *fails* when the connect fails, or when it ends without having delivered any data
+/// (refused, oversized frame, undecodable metadata, a timer, a closed socket). Only a session
+/// that delivered data resets the count, so a publisher that accepts and then always fails
+/// cannot hold a subscriber in a fast retry loop.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    policy: ReconnectPolicy,
+    failures: u32,
+    rng: u64,
+}
+
+impl Backoff {
+    /// A schedule with a jitter source seeded by `seed` (deterministic for tests).
+    pub fn new(policy: ReconnectPolicy, seed: u64) -> Self {
+        Self {
+            policy,
+            failures: 0,
+            rng: seed,
+        }
+    }
+
+    /// Failed sessions in a row so far.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// The session delivered data: the next failure starts the schedule again.
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+
+    /// Records a failed session and returns the delay before the next attempt, or None when
+    /// the policy says to stop (reconnect off, or `max_retries` failures in a row exceeded).
+    pub fn fail(&mut self) -> Option<Duration> {
+        self.failures = self.failures.saturating_add(1);
+        if !self.policy.enabled || self.policy.max_retries.is_some_and(|m| self.failures > m) {
+            return None;
+        }
+        Some(self.delay_for(self.failures))
+    }
+
+    /// The jittered delay after the `n`-th failure in a row (n ≥ 1).
+    fn delay_for(&mut self, n: u32) -> Duration {
+        let shift = n.saturating_sub(1).min(30);
+        let base = self
+            .policy
+            .initial
+            .saturating_mul(1u32 << shift)
+            .min(self.policy.max);
+        let jitter = self.policy.jitter.clamp(0.0, 1.0);
+        // Uniform in [0, 1) from the top 53 bits.
+        let u = (self.next_random() >> 11) as f64 / (1u64 << 53) as f64;
+        let factor = 1.0 - jitter + 2.0 * jitter * u;
+        base.mul_f64(factor).min(self.policy.max)
+    }
+
+    /// splitmix64: small, fast, and good enough to spread retries.
+    fn next_random(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
     }
 }
 
@@ -59,8 +140,21 @@ pub struct SubscriberConfig {
     pub session: SubscriberSessionConfig,
     /// Reconnect policy.
     pub reconnect: ReconnectPolicy,
-    /// Restart the connect cycle when subscribed and no data arrived for this long.
+    /// Restart the connect cycle when subscribed and no data arrived for this long, counted
+    /// from the publisher's acknowledgement of the subscription (default 30 s).
     pub data_loss_timeout: Option<Duration>,
+    /// Restart the connect cycle when connected but not subscribed (acknowledged) this long
+    /// after connecting: metadata and the subscription must arrive within it (default 30 s).
+    pub subscribe_timeout: Option<Duration>,
+    /// Largest metadata document (after inflation) and, plus a little, largest response
+    /// frame; more fails the session (default 64 MiB, [`MAX_METADATA_BYTES`]).
+    pub max_metadata_bytes: usize,
+    /// Largest signal index cache after inflation (default 64 MiB, [`MAX_CACHE_BYTES`]).
+    pub max_cache_bytes: usize,
+    /// With a UDP channel that asks for our authenticated cipher: how long after the
+    /// subscription's acknowledgement the publisher has to announce a key before it is taken
+    /// to be a stock publisher (see [`UdpCipherChoice`]; default 2 s).
+    pub udp_key_wait: Duration,
     /// TCP connect timeout.
     pub connect_timeout: Duration,
     /// Events buffered before the client stops reading (TCP then pushes back on the publisher).
@@ -79,6 +173,10 @@ impl SubscriberConfig {
             session: SubscriberSessionConfig::default(),
             reconnect: ReconnectPolicy::default(),
             data_loss_timeout: Some(Duration::from_secs(30)),
+            subscribe_timeout: Some(Duration::from_secs(30)),
+            max_metadata_bytes: MAX_METADATA_BYTES,
+            max_cache_bytes: MAX_CACHE_BYTES,
+            udp_key_wait: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(5),
             event_queue: 1024,
             udp: None,
@@ -100,6 +198,12 @@ pub enum ClientEvent {
     ReconnectScheduled { delay: Duration, attempt: u32 },
     /// Subscribed but silent for too long; the connection is restarted.
     DataLoss { silent_for: Duration },
+    /// The session failed (refused, undecodable metadata or cache, a timer): the connection is
+    /// closed and retried per the reconnect policy. Followed by `Disconnected`.
+    SessionFailed(SessionFailure),
+    /// The publisher did not take up our UDP cipher extension: the data channel now accepts
+    /// plain datagrams (only with [`UdpCipherChoice::Prefer`]).
+    UdpCipherFallback,
     /// Metadata received.
     Metadata(Arc<MetadataCache>),
     /// A new signal index cache is in force.
@@ -240,10 +344,20 @@ impl Drop for Subscriber {
 
 /// Why a connection ended.
 enum End {
-    /// Reconnect per policy.
-    Lost(String),
-    /// The application asked to stop, or dropped the client.
+    /// Reconnect per policy. `kind` is a stable name (no peer text), `detail` the full reason
+    /// (peer text already escaped).
+    Lost { kind: &'static str, detail: String },
+    /// The application asked to stop, dropped the client, or a setting cannot be met.
     Stop(String),
+}
+
+impl End {
+    fn lost(kind: &'static str, detail: impl Into<String>) -> Self {
+        Self::Lost {
+            kind,
+            detail: detail.into(),
+        }
+    }
 }
 
 struct ClientState {
@@ -253,6 +367,8 @@ struct ClientState {
     metadata: Arc<RwLock<Option<Arc<MetadataCache>>>>,
     counters: Arc<ClientCounters>,
     want_subscribed: bool,
+    /// The current session delivered at least one measurement.
+    delivered: bool,
 }
 
 impl ClientState {
@@ -268,6 +384,7 @@ async fn client_task(
     metadata: Arc<RwLock<Option<Arc<MetadataCache>>>>,
     counters: Arc<ClientCounters>,
 ) {
+    let mut backoff = Backoff::new(config.reconnect.clone(), rand::random());
     let mut st = ClientState {
         want_subscribed: config.session.auto_subscribe,
         config,
@@ -275,27 +392,26 @@ async fn client_task(
         events,
         metadata,
         counters,
+        delivered: false,
     };
-    let mut failures: u32 = 0;
-    let mut delay = st.config.reconnect.initial;
     let address = st.config.address.clone();
     loop {
+        let attempt = backoff.failures() + 1;
         if !st
             .emit(ClientEvent::Connecting {
                 address: address.clone(),
-                attempt: failures + 1,
+                attempt,
             })
             .await
         {
             return;
         }
+        st.delivered = false;
         let connected =
             crate::tls::client::open(&address, st.config.connect_timeout, st.config.tls.as_ref())
                 .await;
         let end = match connected {
             Ok(stream) => {
-                failures = 0;
-                delay = st.config.reconnect.initial;
                 if !st
                     .emit(ClientEvent::Connected {
                         address: address.clone(),
@@ -306,38 +422,47 @@ async fn client_task(
                 }
                 run_connection(stream, &mut st).await
             }
-            Err(why) => End::Lost(why),
+            Err(why) => End::lost("connect failed", why),
         };
-        let reason = match end {
+        let (kind, detail) = match end {
             End::Stop(reason) => {
                 let _ = st.emit(ClientEvent::Stopped { reason }).await;
                 return;
             }
-            End::Lost(reason) => reason,
+            End::Lost { kind, detail } => (kind, detail),
         };
-        tracing::warn!(%reason, "disconnected");
+        if st.delivered {
+            backoff.reset();
+        }
+        let next = backoff.fail();
+        match next {
+            Some(delay) => tracing::warn!(
+                "{detail}; reconnecting in {:.2} s (attempt {})",
+                delay.as_secs_f64(),
+                backoff.failures()
+            ),
+            None => tracing::warn!("{detail}; not reconnecting"),
+        }
         if !st
             .emit(ClientEvent::Disconnected {
-                reason: reason.clone(),
+                reason: detail.clone(),
             })
             .await
         {
             return;
         }
-        failures += 1;
-        let policy = &st.config.reconnect;
-        if !policy.enabled || policy.max_retries.is_some_and(|m| failures > m) {
+        let Some(delay) = next else {
             let _ = st
                 .emit(ClientEvent::Stopped {
-                    reason: format!("not reconnecting: {reason}"),
+                    reason: format!("not reconnecting after: {kind}"),
                 })
                 .await;
             return;
-        }
+        };
         if !st
             .emit(ClientEvent::ReconnectScheduled {
                 delay,
-                attempt: failures,
+                attempt: backoff.failures(),
             })
             .await
         {
@@ -362,8 +487,18 @@ async fn client_task(
                 }
             }
         }
-        delay = (delay * 2).min(st.config.reconnect.max);
     }
+}
+
+/// What the UDP data channel waits for from the publisher's key announcement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyWait {
+    /// No UDP, plain datagrams, or the key arrived.
+    Settled,
+    /// Subscribed; the key must arrive by then.
+    Until(Instant),
+    /// Not yet subscribed.
+    NotStarted,
 }
 
 async fn run_connection<S>(stream: S, st: &mut ClientState) -> End
@@ -373,6 +508,7 @@ where
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut session_config = st.config.session.clone();
     session_config.auto_subscribe = st.want_subscribed;
+    let mut key_wait = KeyWait::Settled;
     let mut udp = match &st.config.udp {
         Some(channel) => {
             // The data channel is set up before the session starts: the subscribe request
@@ -385,25 +521,31 @@ where
             session_config.settings.data_channel = Some(sttp_proto::connstr::DataChannel {
                 local_port: receiver.local_port(),
             });
-            if channel.cipher == UdpCipherChoice::AesGcm {
+            if channel.cipher != UdpCipherChoice::None {
                 sttp_proto::ext::request_udp_cipher(
                     &mut session_config.settings.extra,
                     sttp_proto::ext::UdpCipher::Aes256Gcm,
                 );
+                key_wait = KeyWait::NotStarted;
             }
             Some(receiver)
         }
         None => None,
     };
-    let mut session = SubscriberSession::new(session_config);
+    let limits = SubscriberLimits {
+        max_metadata_bytes: st.config.max_metadata_bytes,
+        max_cache_bytes: st.config.max_cache_bytes,
+        subscribe_timeout: st.config.subscribe_timeout,
+        data_loss_timeout: st.config.data_loss_timeout,
+    };
+    let mut session = SubscriberSession::with_limits(session_config, limits);
+    session.advance(Instant::now().into_std());
     session.start();
-    let mut framer = FrameDecoder::new(MAX_RESPONSE_FRAME);
+    let mut framer = FrameDecoder::new(st.config.max_metadata_bytes.saturating_add(FRAME_SLACK));
     let mut buf = vec![0u8; 256 * 1024];
-    let mut last_data = Instant::now();
-    let mut watchdog = tokio::time::interval(Duration::from_millis(500));
-    let mut subscribed = false;
     let (mut seen_dropped, mut seen_key_updates) = (0, 0);
     loop {
+        session.advance(Instant::now().into_std());
         let stats = session.stats();
         let relaxed = std::sync::atomic::Ordering::Relaxed;
         st.counters
@@ -415,36 +557,47 @@ where
             relaxed,
         );
         (seen_dropped, seen_key_updates) = (stats.dropped_packets, stats.cipher_key_updates);
-        if let Some(end) = drain(
-            &mut session,
-            &mut wr,
-            st,
-            udp.as_mut(),
-            &mut last_data,
-            &mut subscribed,
-        )
-        .await
-        {
+        if let Some(end) = drain(&mut session, &mut wr, st, udp.as_mut()).await {
             return end;
         }
+        // The key announcement is awaited from the subscription's acknowledgement on.
+        if key_wait == KeyWait::NotStarted && session.is_acknowledged() {
+            key_wait = KeyWait::Until(Instant::now() + st.config.udp_key_wait);
+        }
+        if udp.as_ref().is_some_and(UdpReceiver::has_key) {
+            key_wait = KeyWait::Settled;
+        }
+        let session_deadline = session.next_deadline().map(Instant::from_std);
+        let key_deadline = match key_wait {
+            KeyWait::Until(t) => Some(t),
+            _ => None,
+        };
+        let deadline = match (session_deadline, key_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         tokio::select! {
             datagram = recv_datagram(udp.as_mut()) => match (datagram, udp.as_mut()) {
                 (Ok(n), Some(receiver)) => receiver.deliver(n, &mut session),
-                (Err(e), _) => return End::Lost(format!("UDP data channel receive failed: {e}")),
+                (Err(e), _) => return End::lost("UDP receive failed", format!("UDP data channel receive failed: {e}")),
                 (Ok(_), None) => {}
             },
             read = rd.read(&mut buf) => {
                 let n = match read {
-                    Ok(0) => return End::Lost("publisher closed the connection".into()),
+                    Ok(0) => return End::lost("closed by the publisher", "publisher closed the connection"),
                     Ok(n) => n,
-                    Err(e) => return End::Lost(format!("read failed: {e}")),
+                    Err(e) => return End::lost("read failed", format!("read failed: {e}")),
                 };
+                session.advance(Instant::now().into_std());
                 framer.push(buf.get(..n).unwrap_or_default());
                 loop {
                     match framer.next_frame() {
                         Ok(Some(frame)) => session.handle_frame(&frame),
                         Ok(None) => break,
-                        Err(e) => return End::Lost(format!("protocol error: {}", e.failed_message())),
+                        Err(e) => return End::lost("protocol error", format!("protocol error: {e}")),
+                    }
+                    if session.is_failed() {
+                        break;
                     }
                 }
             }
@@ -456,29 +609,49 @@ where
                 Some(ClientCommand::Resubscribe(s)) => {
                     st.config.session.settings = (*s).clone();
                     st.want_subscribed = true;
-                    last_data = Instant::now();
                     session.resubscribe(*s);
                 }
                 Some(ClientCommand::Unsubscribe) => {
                     st.want_subscribed = false;
-                    subscribed = false;
                     session.unsubscribe();
                 }
                 Some(ClientCommand::RequestMetadata(f)) => session.request_metadata(&f),
                 Some(ClientCommand::UserCommand(code, data)) => session.send_user_command(code, data),
                 Some(ClientCommand::RotateCipherKeys) => session.rotate_cipher_keys(),
             },
-            _ = watchdog.tick() => {
-                if let Some(limit) = st.config.data_loss_timeout {
-                    let silent = last_data.elapsed();
-                    if subscribed && st.want_subscribed && silent >= limit {
-                        tracing::warn!(silent_s = silent.as_secs_f64(), "no data received: restarting the connection");
-                        let _ = st.emit(ClientEvent::DataLoss { silent_for: silent }).await;
-                        return End::Lost(format!("data loss: no data for {:.1} s", silent.as_secs_f64()));
+            _ = sleep_until(deadline) => {
+                if key_deadline.is_some_and(|k| Instant::now() >= k)
+                    && !udp.as_ref().is_some_and(UdpReceiver::has_key)
+                {
+                    key_wait = KeyWait::Settled;
+                    let Some(receiver) = udp.as_mut() else { continue };
+                    let wait = st.config.udp_key_wait.as_secs_f64();
+                    if receiver.cipher() == UdpCipherChoice::AesGcm {
+                        let why = format!(
+                            "the publisher did not take up the authenticated UDP cipher (no key announced within {wait:.1} s of the subscription): it is not an sttp publisher or has the extension off; use --udp-cipher none to accept plain datagrams"
+                        );
+                        // Said once, by whoever reads the Stopped event.
+                        return End::Stop(why);
+                    }
+                    tracing::warn!(
+                        refused = receiver.refused(),
+                        "the publisher did not take up the authenticated UDP cipher (no key announced within {wait:.1} s of the subscription): accepting plain, unauthenticated datagrams as stock STTP publishers send them"
+                    );
+                    receiver.fall_back_to_plain();
+                    if !st.emit(ClientEvent::UdpCipherFallback).await {
+                        return End::Stop("event receiver dropped".into());
                     }
                 }
+                // Session timers fire on the next advance, at the top of the loop.
             }
         }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -494,21 +667,19 @@ async fn recv_datagram(udp: Option<&mut UdpReceiver>) -> std::io::Result<usize> 
 async fn drain<W: AsyncWrite + Unpin>(
     session: &mut SubscriberSession,
     wr: &mut W,
-    st: &ClientState,
+    st: &mut ClientState,
     mut udp: Option<&mut UdpReceiver>,
-    last_data: &mut Instant,
-    subscribed: &mut bool,
 ) -> Option<End> {
     while let Some(out) = session.poll_output() {
         let event = match out {
             SubscriberOutput::Send(bytes) => {
                 if let Err(e) = wr.write_all(&bytes).await {
-                    return Some(End::Lost(format!("write failed: {e}")));
+                    return Some(End::lost("write failed", format!("write failed: {e}")));
                 }
                 continue;
             }
             SubscriberOutput::Event(SubscriberEvent::Measurements(batch)) => {
-                *last_data = Instant::now();
+                st.delivered = true;
                 st.counters
                     .points_received
                     .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
@@ -540,19 +711,32 @@ async fn drain<W: AsyncWrite + Unpin>(
             SubscriberOutput::Event(SubscriberEvent::SubscriptionUpdated {
                 cache_index,
                 signals,
-            }) => {
-                if !*subscribed {
-                    *last_data = Instant::now();
-                }
-                *subscribed = true;
-                ClientEvent::SubscriptionUpdated {
-                    signals,
-                    cache_index,
-                }
-            }
+            }) => ClientEvent::SubscriptionUpdated {
+                signals,
+                cache_index,
+            },
             SubscriberOutput::Event(SubscriberEvent::ProtocolWarning(w)) => {
-                tracing::warn!("{w}");
+                // Our own text, but it may quote the peer's bytes.
+                tracing::warn!("{}", PeerText::log(&w));
                 ClientEvent::Session(SubscriberEvent::ProtocolWarning(w))
+            }
+            SubscriberOutput::Event(SubscriberEvent::Failed { command, message }) => {
+                // Not fatal (metadata, unsubscribe, user commands): said once, here.
+                tracing::warn!(
+                    "publisher refused command 0x{command:02X}: {}",
+                    PeerText::log(&message)
+                );
+                ClientEvent::Session(SubscriberEvent::Failed { command, message })
+            }
+            SubscriberOutput::Event(SubscriberEvent::SessionFailed(failure)) => {
+                // The reason is logged once, with the retry, by the connect loop.
+                let detail = failure.to_string();
+                let kind = failure.kind();
+                if let SessionFailure::DataLoss { silent_for } = failure {
+                    let _ = st.emit(ClientEvent::DataLoss { silent_for }).await;
+                }
+                let _ = st.emit(ClientEvent::SessionFailed(failure)).await;
+                return Some(End::lost(kind, detail));
             }
             SubscriberOutput::Event(e) => ClientEvent::Session(e),
         };
@@ -565,3 +749,93 @@ async fn drain<W: AsyncWrite + Unpin>(
 
 /// Session counters, for status displays.
 pub type Stats = SubscriberStats;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> ReconnectPolicy {
+        ReconnectPolicy::default()
+    }
+
+    #[test]
+    fn backoff_doubles_from_100_ms_to_the_cap_within_the_jitter() {
+        let mut b = Backoff::new(policy(), 42);
+        let mut base = 0.1f64;
+        for n in 1..=20 {
+            let d = b.fail().unwrap().as_secs_f64();
+            let cap = 30.0f64;
+            let lo = (base * 0.8).min(cap);
+            let hi = (base * 1.2).min(cap);
+            assert!(
+                d >= lo - 1e-9 && d <= hi + 1e-9,
+                "failure {n}: {d} s not in [{lo}, {hi}]"
+            );
+            assert_eq!(b.failures(), n);
+            base = (base * 2.0).min(cap);
+        }
+    }
+
+    #[test]
+    fn backoff_is_deterministic_per_seed_and_differs_between_seeds() {
+        let run = |seed| {
+            let mut b = Backoff::new(policy(), seed);
+            (0..8).map(|_| b.fail().unwrap()).collect::<Vec<_>>()
+        };
+        assert_eq!(run(7), run(7));
+        assert_ne!(run(7), run(8));
+    }
+
+    #[test]
+    fn jitter_spreads_a_thousand_subscribers() {
+        // 1000 clients with different seeds, first retry: not in lock-step.
+        let firsts: Vec<Duration> = (0..1000u64)
+            .map(|seed| Backoff::new(policy(), seed).fail().unwrap())
+            .collect();
+        let min = firsts.iter().min().unwrap().as_secs_f64();
+        let max = firsts.iter().max().unwrap().as_secs_f64();
+        assert!(min >= 0.08 && max <= 0.12, "{min}..{max}");
+        assert!(max - min > 0.03, "spread {min}..{max}");
+        let distinct: std::collections::HashSet<_> = firsts.iter().collect();
+        assert!(distinct.len() > 900);
+    }
+
+    #[test]
+    fn reset_restarts_the_schedule_and_max_retries_stops_it() {
+        let mut b = Backoff::new(
+            ReconnectPolicy {
+                jitter: 0.0,
+                max_retries: Some(3),
+                ..policy()
+            },
+            1,
+        );
+        assert_eq!(b.fail(), Some(Duration::from_millis(100)));
+        assert_eq!(b.fail(), Some(Duration::from_millis(200)));
+        b.reset();
+        assert_eq!(b.fail(), Some(Duration::from_millis(100)));
+        assert_eq!(b.fail(), Some(Duration::from_millis(200)));
+        assert_eq!(b.fail(), Some(Duration::from_millis(400)));
+        assert_eq!(
+            b.fail(),
+            None,
+            "fourth failure in a row exceeds max_retries = 3"
+        );
+        let mut off = Backoff::new(
+            ReconnectPolicy {
+                enabled: false,
+                ..policy()
+            },
+            1,
+        );
+        assert_eq!(off.fail(), None);
+    }
+
+    #[test]
+    fn the_cap_holds_with_jitter_and_huge_failure_counts() {
+        let mut b = Backoff::new(policy(), 3);
+        for _ in 0..100 {
+            assert!(b.fail().unwrap() <= Duration::from_secs(30));
+        }
+    }
+}

@@ -6,6 +6,12 @@
 //! authentication or replays is dropped and counted, and never reaches the session. With
 //! encryption on, plaintext datagrams are dropped too: a forged plaintext DataPacket must not
 //! be accepted just because it does not look sealed.
+//!
+//! Against a stock publisher (which ignores the extension and sends plain datagrams) the
+//! decision is made on the command channel only — no key announcement within a short time of
+//! the subscription's acknowledgement — never on what arrives on the UDP port, which anyone can
+//! send to: a forged plain datagram cannot talk the subscriber into dropping authentication
+//! (docs/subscriber.md "UDP cipher fallback").
 
 use serde::Serialize;
 use std::net::SocketAddr;
@@ -37,9 +43,16 @@ pub struct UdpChannel {
 /// Datagram protection on a UDP data channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum UdpCipherChoice {
-    /// AES-256-GCM with replay protection: our extension, only with an sttp publisher.
+    /// AES-256-GCM with replay protection, required: our extension, only with an sttp
+    /// publisher. When the publisher does not announce a key the connection stops with an
+    /// error (no fallback).
     #[default]
     AesGcm,
+    /// AES-256-GCM when the publisher takes up the extension; otherwise (no key announced
+    /// within `SubscriberConfig::udp_key_wait` of the subscription) a warning and plain
+    /// datagrams, as stock publishers send them. What `sttp subscribe --udp` does without an
+    /// explicit `--udp-cipher`.
+    Prefer,
     /// Plain datagrams, as every stock STTP peer sends them.
     None,
 }
@@ -49,8 +62,11 @@ impl std::str::FromStr for UdpCipherChoice {
     fn from_str(s: &str) -> Result<Self, String> {
         match s.to_ascii_lowercase().as_str() {
             "aes-gcm" | "aes-256-gcm" | "gcm" => Ok(Self::AesGcm),
+            "prefer" | "auto" => Ok(Self::Prefer),
             "none" | "plain" => Ok(Self::None),
-            other => Err(format!("unknown UDP cipher {other:?}: use aes-gcm or none")),
+            other => Err(format!(
+                "unknown UDP cipher {other:?}: use aes-gcm, prefer or none"
+            )),
         }
     }
 }
@@ -111,6 +127,10 @@ impl ClientCounters {
 pub(crate) struct UdpReceiver {
     socket: UdpSocket,
     keyring: Option<Keyring>,
+    cipher: UdpCipherChoice,
+    has_key: bool,
+    /// Datagrams refused on this connection (authentication, replay).
+    refused: u64,
     buf: Vec<u8>,
     counters: Arc<ClientCounters>,
     started: Instant,
@@ -156,7 +176,10 @@ impl UdpReceiver {
         let socket = UdpSocket::from_std(socket.into())?;
         Ok(Self {
             socket,
-            keyring: (channel.cipher == UdpCipherChoice::AesGcm).then(Keyring::new),
+            keyring: (channel.cipher != UdpCipherChoice::None).then(Keyring::new),
+            cipher: channel.cipher,
+            has_key: false,
+            refused: 0,
             buf: vec![0; DATAGRAM_BUFFER],
             counters,
             started: Instant::now(),
@@ -166,6 +189,26 @@ impl UdpReceiver {
     /// The bound local port (what `dataChannel={localport=N}` must name).
     pub fn local_port(&self) -> u16 {
         self.socket.local_addr().map_or(0, |a| a.port())
+    }
+
+    /// The protection asked for.
+    pub fn cipher(&self) -> UdpCipherChoice {
+        self.cipher
+    }
+
+    /// True once a data-channel key was installed (or when no cipher is in use).
+    pub fn has_key(&self) -> bool {
+        self.keyring.is_none() || self.has_key
+    }
+
+    /// Datagrams refused on this connection.
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
+    /// The publisher did not take up the extension: accept plain datagrams from now on.
+    pub fn fall_back_to_plain(&mut self) {
+        self.keyring = None;
     }
 
     fn now_ms(&self) -> u64 {
@@ -192,10 +235,23 @@ impl UdpReceiver {
                 Ok(opened) => session.handle_datagram(opened.plaintext),
                 Err(OpenError::Replayed | OpenError::TooOld) => {
                     self.counters.replays.fetch_add(1, Relaxed);
+                    self.refused += 1;
                 }
                 Err(e) => {
                     self.counters.auth_failures.fetch_add(1, Relaxed);
-                    tracing::debug!(reason = e.name(), "datagram refused");
+                    self.refused += 1;
+                    // The first refusal, then every 1000th, at warn: the reason must be
+                    // visible, a flood of forged datagrams must not flood the log.
+                    if self.refused == 1 || self.refused.is_multiple_of(1000) {
+                        tracing::warn!(
+                            reason = e.name(),
+                            refused = self.refused,
+                            keys = self.has_key,
+                            "UDP datagram refused (authentication required on the data channel)"
+                        );
+                    } else {
+                        tracing::debug!(reason = e.name(), "datagram refused");
+                    }
                 }
             },
         }
@@ -210,6 +266,7 @@ impl UdpReceiver {
             Ok(Some(ExtMessage::KeyAnnounce { epoch, key })) => {
                 match keyring.install(epoch, &key, now_ms) {
                     Ok(()) => {
+                        self.has_key = true;
                         self.counters.key_epochs_installed.fetch_add(1, Relaxed);
                         tracing::info!(epoch, "data-channel key installed");
                         Some((ext::USER_COMMAND, ExtMessage::KeyConfirm { epoch }.encode()))

@@ -6,6 +6,6 @@ pub mod subscriber;
 
 pub use publisher::{PublisherOutput, PublisherSession, PublisherSessionConfig};
 pub use subscriber::{
-    ReceivedMeasurement, SubscriberEvent, SubscriberOutput, SubscriberSession,
-    SubscriberSessionConfig,
+    ReceivedMeasurement, SessionFailure, SubscriberEvent, SubscriberLimits, SubscriberOutput,
+    SubscriberSession, SubscriberSessionConfig,
 };

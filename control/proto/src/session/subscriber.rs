@@ -5,6 +5,14 @@
 //! [`SubscriberSession::poll_output`] after each call. Commands are sent through
 //! [`SubscriberOutput::Send`] in the order they must hit the wire.
 //!
+//! Time is an argument (the session never reads a clock): a driver that wants the
+//! connect-to-subscribed and data-loss timers calls [`SubscriberSession::advance`] with the
+//! current time before it feeds input and whenever [`SubscriberSession::next_deadline`] passes.
+//! A session whose driver never calls it has no timers. When the session can no longer do its
+//! job (undecodable metadata or cache, a refusal, a timer) it emits
+//! [`SubscriberEvent::SessionFailed`] once and ignores every later input: the driver closes the
+//! connection and reconnects per its policy (docs/subscriber.md).
+//!
 //! Data packets are decoded against the signal index cache slot their CacheIndex bit names
 //! (wire.md §5); each slot owns its own TSSC decoder, so a packet can never be decoded against
 //! the wrong cache, and a new cache means a fresh decoder expecting sequence 0.
@@ -12,12 +20,16 @@
 use crate::command::Command;
 use crate::connstr::SubscriptionSettings;
 use crate::encoding::StringEncoding;
-use crate::metadata::{xml, DataSet};
+use crate::error::ProtoError;
+use crate::metadata::ParseLimits;
+use crate::metadata::{xml, DataSet, MetadataError};
 use crate::opmodes::OperationalModes;
+use crate::peer_text::PeerText;
 use crate::response::{code as rsp, decode_message, decode_responses};
 use crate::sic::SignalIndexCache;
-use crate::{command::code as cmd, gzip, payloads};
+use crate::{command::code as cmd, payloads};
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 use sttp_wire::compact::{self, BaseTimes, CompactOptions};
 use sttp_wire::legacy_cbc::{self, LegacyKeys};
 use sttp_wire::packet::DataPacketHeader;
@@ -25,12 +37,126 @@ use sttp_wire::tssc::{self, PacketOutcome};
 use sttp_wire::Measurement;
 use uuid::Uuid;
 
-/// Largest metadata document accepted after inflation.
-pub const MAX_METADATA_BYTES: usize = 256 * 1024 * 1024;
+/// Default bound on a metadata document after inflation (and on its XML): 64 MiB, about
+/// 150 000 measurements at ~400 bytes of XML each, several times the largest systems stock
+/// publishers serve, and the bound the metadata parser applies anyway
+/// ([`ParseLimits::default`]). See docs/subscriber.md.
+pub const MAX_METADATA_BYTES: usize = 64 * 1024 * 1024;
 /// Slack above twice a cache's size up to which runtime IDs get a TSSC point slot.
 pub const MIN_TSSC_ID_BOUND: i32 = 1024;
-/// Largest signal index cache accepted after inflation.
+/// Default bound on a signal index cache after inflation: 64 MiB is about 1.4 M entries of
+/// 48 bytes, far more than any subscription.
 pub const MAX_CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// Default connect-to-subscribed timeout.
+pub const DEFAULT_SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default data-loss timeout.
+pub const DEFAULT_DATA_LOSS_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Bounds and timers of a subscriber session (docs/subscriber.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscriberLimits {
+    /// Largest metadata document, after inflation; more fails the session.
+    pub max_metadata_bytes: usize,
+    /// Largest signal index cache, after inflation; more fails the session.
+    pub max_cache_bytes: usize,
+    /// From [`SubscriberSession::start`] until the publisher acknowledges Subscribe (Succeeded
+    /// for 0x02, or the first data): longer fails the session. Only while a subscription is
+    /// wanted (`auto_subscribe`, or after [`SubscriberSession::subscribe`]).
+    pub subscribe_timeout: Option<Duration>,
+    /// Once subscribed and acknowledged, no data for this long fails the session. Runs from the
+    /// acknowledgement, not from the first data, so a publisher that never sends any is noticed.
+    pub data_loss_timeout: Option<Duration>,
+}
+
+impl Default for SubscriberLimits {
+    fn default() -> Self {
+        Self {
+            max_metadata_bytes: MAX_METADATA_BYTES,
+            max_cache_bytes: MAX_CACHE_BYTES,
+            subscribe_timeout: Some(DEFAULT_SUBSCRIBE_TIMEOUT),
+            data_loss_timeout: Some(DEFAULT_DATA_LOSS_TIMEOUT),
+        }
+    }
+}
+
+/// Why a session can no longer do its job; the driver closes the connection and reconnects.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionFailure {
+    /// The MetadataRefresh reply did not decode: a gzip bomb past the limit, truncated gzip,
+    /// malformed XML.
+    Metadata(MetadataError),
+    /// An UpdateSignalIndexCache payload did not decode (bomb, truncation, malformed body).
+    SignalIndexCache(ProtoError),
+    /// The publisher answered Failed to the connection itself (0x00, e.g. "too many
+    /// connections from this address"), to DefineOperationalModes (0x06) or to Subscribe (0x02).
+    Refused {
+        /// The command refused.
+        command: u8,
+        /// The publisher's message (peer text: print it through [`PeerText`]).
+        message: String,
+    },
+    /// Connected but not subscribed within [`SubscriberLimits::subscribe_timeout`].
+    SubscribeTimeout {
+        /// Time since start.
+        waited: Duration,
+    },
+    /// Subscribed but no data for [`SubscriberLimits::data_loss_timeout`].
+    DataLoss {
+        /// Time since the acknowledgement or the last data.
+        silent_for: Duration,
+    },
+}
+
+impl SessionFailure {
+    /// A short stable name, for counters and exit messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Metadata(MetadataError::TooLarge { .. }) => "metadata too large",
+            Self::Metadata(_) => "undecodable metadata",
+            Self::SignalIndexCache(ProtoError::Gzip(crate::gzip::GunzipError::TooLarge(_))) => {
+                "signal index cache too large"
+            }
+            Self::SignalIndexCache(_) => "undecodable signal index cache",
+            Self::Refused { command: 0x00, .. } => "connection refused by the publisher",
+            Self::Refused { .. } => "command refused by the publisher",
+            Self::SubscribeTimeout { .. } => "not subscribed in time",
+            Self::DataLoss { .. } => "data loss",
+        }
+    }
+}
+
+impl std::fmt::Display for SessionFailure {
+    /// One line, with peer text escaped and capped.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Metadata(e) => {
+                write!(
+                    f,
+                    "metadata could not be used: {}",
+                    PeerText::log(&e.to_string())
+                )
+            }
+            Self::SignalIndexCache(e) => write!(
+                f,
+                "signal index cache could not be used: {}",
+                PeerText::log(&e.to_string())
+            ),
+            Self::Refused { command, message } => write!(
+                f,
+                "publisher refused command 0x{command:02X}: {}",
+                PeerText::log(message)
+            ),
+            Self::SubscribeTimeout { waited } => write!(
+                f,
+                "not subscribed {:.1} s after connecting",
+                waited.as_secs_f64()
+            ),
+            Self::DataLoss { silent_for } => {
+                write!(f, "no data for {:.1} s", silent_for.as_secs_f64())
+            }
+        }
+    }
+}
 
 /// How the subscriber session behaves.
 #[derive(Debug, Clone)]
@@ -107,8 +233,8 @@ pub enum SubscriberEvent {
     Failed { command: u8, message: String },
     /// Metadata arrived and parsed.
     Metadata(Box<DataSet>),
-    /// Metadata arrived but could not be used.
-    MetadataError(String),
+    /// The session failed for good (emitted once; later input is ignored): close and reconnect.
+    SessionFailed(SessionFailure),
     /// A new signal index cache is in force for `cache_index`.
     SubscriptionUpdated { cache_index: u8, signals: usize },
     /// Decoded measurements of one data packet.
@@ -166,6 +292,18 @@ pub struct SubscriberStats {
 #[derive(Debug)]
 pub struct SubscriberSession {
     config: SubscriberSessionConfig,
+    limits: SubscriberLimits,
+    /// The time of the latest [`SubscriberSession::advance`] (None: no timers).
+    now: Option<Instant>,
+    /// When [`SubscriberSession::start`] ran.
+    started_at: Option<Instant>,
+    /// Subscribe acknowledged (Succeeded 0x02 or data) since the last Subscribe.
+    acknowledged: bool,
+    /// A subscription is wanted (automatic, or asked for), so the subscribe timer runs.
+    wants_subscription: bool,
+    /// The acknowledgement or the latest data, whichever is later.
+    last_data: Option<Instant>,
+    failed: bool,
     modes: OperationalModes,
     slots: [Option<CacheSlot>; 2],
     base_times: Option<BaseTimes>,
@@ -180,9 +318,21 @@ pub struct SubscriberSession {
 impl SubscriberSession {
     /// A session that has not sent anything yet.
     pub fn new(config: SubscriberSessionConfig) -> Self {
+        Self::with_limits(config, SubscriberLimits::default())
+    }
+
+    /// A session with explicit bounds and timers.
+    pub fn with_limits(config: SubscriberSessionConfig, limits: SubscriberLimits) -> Self {
         Self {
             modes: config.operational_modes(),
             config,
+            limits,
+            now: None,
+            started_at: None,
+            acknowledged: false,
+            wants_subscription: false,
+            last_data: None,
+            failed: false,
             slots: [None, None],
             base_times: None,
             subscribed: false,
@@ -203,6 +353,75 @@ impl SubscriberSession {
         &self.config
     }
 
+    /// The bounds and timers.
+    pub fn limits(&self) -> &SubscriberLimits {
+        &self.limits
+    }
+
+    /// True once [`SubscriberEvent::SessionFailed`] was emitted.
+    pub fn is_failed(&self) -> bool {
+        self.failed
+    }
+
+    /// True once the publisher acknowledged the current subscription (Succeeded for Subscribe,
+    /// or data).
+    pub fn is_acknowledged(&self) -> bool {
+        self.acknowledged
+    }
+
+    /// Tells the session the time (monotonic; never earlier than the last call) and fires the
+    /// timers that expired: at most one [`SubscriberEvent::SessionFailed`].
+    pub fn advance(&mut self, now: Instant) {
+        let now = self.now.map_or(now, |prev| prev.max(now));
+        self.now = Some(now);
+        if self.failed {
+            return;
+        }
+        if let Some((deadline, failure)) = self.timer() {
+            if now >= deadline {
+                let failure = match failure {
+                    Timer::Subscribe(since) => SessionFailure::SubscribeTimeout {
+                        waited: now.saturating_duration_since(since),
+                    },
+                    Timer::DataLoss(since) => SessionFailure::DataLoss {
+                        silent_for: now.saturating_duration_since(since),
+                    },
+                };
+                self.fail(failure);
+            }
+        }
+    }
+
+    /// When the next timer expires, if one runs: call [`SubscriberSession::advance`] then.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        if self.failed {
+            return None;
+        }
+        self.timer().map(|(deadline, _)| deadline)
+    }
+
+    fn timer(&self) -> Option<(Instant, Timer)> {
+        if !self.wants_subscription {
+            return None;
+        }
+        // Waiting for metadata before the automatic Subscribe counts too.
+        if !self.subscribed || !self.acknowledged {
+            let since = self.started_at?;
+            let t = self.limits.subscribe_timeout?;
+            return Some((since + t, Timer::Subscribe(since)));
+        }
+        let since = self.last_data?;
+        let t = self.limits.data_loss_timeout?;
+        Some((since + t, Timer::DataLoss(since)))
+    }
+
+    fn fail(&mut self, failure: SessionFailure) {
+        if !self.failed {
+            self.failed = true;
+            self.event(SubscriberEvent::SessionFailed(failure));
+        }
+    }
+
     /// Next output, if any.
     pub fn poll_output(&mut self) -> Option<SubscriberOutput> {
         self.out.pop_front()
@@ -211,6 +430,8 @@ impl SubscriberSession {
     /// Sends DefineOperationalModes, then MetadataRefresh and/or Subscribe as configured. Like
     /// the stock subscribers it does not wait for the answer to 0x06 (gsfapi never sends one).
     pub fn start(&mut self) {
+        self.started_at = self.now;
+        self.wants_subscription = self.config.auto_subscribe;
         self.send(&Command::DefineOperationalModes(self.modes));
         if self.config.auto_request_metadata {
             let filters = self.config.metadata_filters.clone();
@@ -229,7 +450,19 @@ impl SubscriberSession {
     /// Sends Subscribe with the configured settings.
     pub fn subscribe(&mut self) {
         let connection_string = self.config.settings.to_connection_string();
+        if !self.subscribed {
+            // The first subscription of a connection waits from the connection's start (the
+            // connect-to-subscribed timeout); one made after an Unsubscribe waits from now.
+            if self.started_at.is_none() {
+                self.started_at = self.now;
+            }
+            self.acknowledged = false;
+        } else if self.acknowledged {
+            // A resubscription restarts the data-loss timer.
+            self.last_data = self.now;
+        }
         self.subscribed = true;
+        self.wants_subscription = true;
         self.send(&Command::Subscribe {
             flags: 0x02,
             connection_string,
@@ -245,6 +478,9 @@ impl SubscriberSession {
     /// Sends Unsubscribe.
     pub fn unsubscribe(&mut self) {
         self.subscribed = false;
+        self.acknowledged = false;
+        self.wants_subscription = false;
+        self.started_at = None;
         self.send(&Command::Unsubscribe);
     }
 
@@ -274,9 +510,15 @@ impl SubscriberSession {
 
     /// Handles one frame body from the publisher (which may hold several responses, gsfapi).
     pub fn handle_frame(&mut self, body: &[u8]) {
+        if self.failed {
+            return;
+        }
         match decode_responses(body) {
             Ok(responses) => {
                 for r in responses {
+                    if self.failed {
+                        break;
+                    }
                     self.handle_response(r.code, r.command, r.payload);
                 }
             }
@@ -288,6 +530,9 @@ impl SubscriberSession {
     /// DataPacket and BufferBlock may travel over UDP (wire.md §8); anything else in a datagram
     /// is dropped with a warning, so a spoofed datagram can never change the session's state.
     pub fn handle_datagram(&mut self, datagram: &[u8]) {
+        if self.failed {
+            return;
+        }
         match decode_responses(datagram) {
             Ok(responses) => {
                 for r in responses {
@@ -317,11 +562,29 @@ impl SubscriberSession {
             rsp::SUCCEEDED if command == cmd::METADATA_REFRESH => self.metadata(payload),
             rsp::SUCCEEDED => {
                 let message = decode_message(payload, self.config.encoding);
+                if command == cmd::SUBSCRIBE && self.subscribed {
+                    self.acknowledge();
+                }
                 self.event(SubscriberEvent::Succeeded { command, message });
             }
             rsp::FAILED => {
                 let message = decode_message(payload, self.config.encoding);
-                self.event(SubscriberEvent::Failed { command, message });
+                match command {
+                    // Connection refused, version refused, subscription refused: nothing this
+                    // session can still do (the publisher usually closes next).
+                    cmd::CONNECT | cmd::DEFINE_OPERATIONAL_MODES | cmd::SUBSCRIBE => {
+                        self.fail(SessionFailure::Refused { command, message })
+                    }
+                    cmd::METADATA_REFRESH => {
+                        // Metadata is optional: subscribe without it (the publisher may allow
+                        // the subscription but not the metadata).
+                        self.event(SubscriberEvent::Failed { command, message });
+                        if self.config.auto_subscribe && !self.subscribed {
+                            self.subscribe();
+                        }
+                    }
+                    _ => self.event(SubscriberEvent::Failed { command, message }),
+                }
             }
             rsp::UPDATE_SIGNAL_INDEX_CACHE => self.signal_index_cache(payload),
             rsp::UPDATE_BASE_TIMES => match BaseTimes::decode(payload) {
@@ -371,23 +634,29 @@ impl SubscriberSession {
         }
     }
 
+    /// The publisher acknowledged the subscription: the data-loss timer starts now.
+    fn acknowledge(&mut self) {
+        if !self.acknowledged {
+            self.acknowledged = true;
+            self.last_data = self.now;
+        }
+    }
+
     fn metadata(&mut self, payload: &[u8]) {
-        let xml_bytes = if gzip::is_gzip(payload) {
-            match gzip::decompress(payload, MAX_METADATA_BYTES) {
-                Ok(b) => b,
-                Err(e) => return self.event(SubscriberEvent::MetadataError(e.to_string())),
-            }
-        } else {
-            payload.to_vec()
+        let limits = ParseLimits {
+            max_bytes: self.limits.max_metadata_bytes,
+            ..ParseLimits::default()
         };
-        let parsed = if xml_bytes.is_empty() {
+        let parsed = if payload.is_empty() {
             Ok(DataSet::default())
         } else {
-            xml::parse_xml(&xml_bytes)
+            xml::parse_payload(payload, &limits)
         };
         match parsed {
             Ok(set) => self.event(SubscriberEvent::Metadata(Box::new(set))),
-            Err(e) => self.event(SubscriberEvent::MetadataError(e.to_string())),
+            // Metadata that does not decode is hostile or broken: subscribing without it
+            // would hide the fault (docs/subscriber.md).
+            Err(e) => return self.fail(SessionFailure::Metadata(e)),
         }
         if self.config.auto_subscribe && !self.subscribed {
             self.subscribe();
@@ -396,11 +665,12 @@ impl SubscriberSession {
 
     fn signal_index_cache(&mut self, payload: &[u8]) {
         let version = self.modes.version();
-        match SignalIndexCache::decode_payload(
+        match SignalIndexCache::decode_payload_with_limit(
             payload,
             version,
             self.modes.compress_signal_index_cache(),
             self.config.encoding,
+            self.limits.max_cache_bytes,
         ) {
             Ok((index, cache)) => {
                 // pyapi writes 0xFF for an uncompressed cache it never patched (wire.md §5);
@@ -438,7 +708,7 @@ impl SubscriberSession {
                     signals,
                 });
             }
-            Err(e) => self.warn(format!("bad signal index cache: {}", e.failed_message())),
+            Err(e) => self.fail(SessionFailure::SignalIndexCache(e)),
         }
     }
 
@@ -534,8 +804,20 @@ impl SubscriberSession {
             }
         }
         if !delivered.is_empty() {
+            // Data is an acknowledgement too, and feeds the data-loss timer.
+            if self.subscribed {
+                self.acknowledge();
+                self.last_data = self.now;
+            }
             self.stats.measurements += delivered.len() as u64;
             self.event(SubscriberEvent::Measurements(delivered));
         }
     }
+}
+
+/// Which timer runs, and since when.
+#[derive(Debug, Clone, Copy)]
+enum Timer {
+    Subscribe(Instant),
+    DataLoss(Instant),
 }

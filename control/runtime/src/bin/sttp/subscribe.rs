@@ -11,7 +11,7 @@ use sttp_control::client::{ClientEvent, Subscriber, SubscriberConfig};
 use sttp_control::metadata_cache::MetadataCache;
 use sttp_proto::connstr::SubscriptionSettings;
 use sttp_proto::encoding::StringEncoding;
-use sttp_proto::session::ReceivedMeasurement;
+use sttp_proto::session::{ReceivedMeasurement, SessionFailure};
 use sttp_wire::ticks;
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -61,9 +61,18 @@ pub(crate) struct SubscribeArgs {
     /// Do not reconnect when the connection drops.
     #[arg(long)]
     no_reconnect: bool,
-    /// Restart the connection when no data arrived for this many seconds (0 = never).
+    /// Restart the connection when no data arrived for this many seconds after the
+    /// subscription was acknowledged (0 = never).
     #[arg(long, default_value_t = 30.0)]
     data_loss_timeout: f64,
+    /// Restart the connection when it is not subscribed (acknowledged) this many seconds
+    /// after connecting (0 = never).
+    #[arg(long, default_value_t = 30.0)]
+    subscribe_timeout: f64,
+    /// Largest metadata document accepted after inflation, in bytes (also bounds response
+    /// frames); a larger one fails the session.
+    #[arg(long, value_name = "BYTES", default_value_t = sttp_proto::session::subscriber::MAX_METADATA_BYTES)]
+    max_metadata_bytes: usize,
     #[command(flatten)]
     tls: crate::subscribe_tls::SubscribeTlsArgs,
     /// Receive the data over UDP on this local port (compact format; the publisher sends to
@@ -71,10 +80,12 @@ pub(crate) struct SubscribeArgs {
     /// subscribe request (kept across reconnects when still free).
     #[arg(long, value_name = "LOCALPORT")]
     udp: Option<u16>,
-    /// UDP datagram protection: aes-gcm (authenticated, replay-protected; needs an sttp
-    /// publisher) or none (what stock publishers send).
-    #[arg(long, value_name = "aes-gcm|none", default_value = "aes-gcm")]
-    udp_cipher: sttp_control::client::UdpCipherChoice,
+    /// UDP datagram protection: aes-gcm (authenticated and replay-protected, required: fail
+    /// if the publisher does not take it up), none (plain, what stock publishers send). Without
+    /// this flag: aes-gcm when the publisher takes it up, otherwise a warning and plain
+    /// datagrams.
+    #[arg(long, value_name = "aes-gcm|none")]
+    udp_cipher: Option<sttp_control::client::UdpCipherChoice>,
     /// Write the client's counters (points, datagrams, refused datagrams, keys) as JSON to
     /// FILE at exit.
     #[arg(long, value_name = "FILE")]
@@ -230,10 +241,15 @@ pub(crate) async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
     config.tls = args.tls.settings()?;
     config.udp = args.udp.map(|port| sttp_control::client::UdpChannel {
         port,
-        cipher: args.udp_cipher,
+        cipher: args
+            .udp_cipher
+            .unwrap_or(sttp_control::client::UdpCipherChoice::Prefer),
     });
     config.data_loss_timeout =
         (args.data_loss_timeout > 0.0).then(|| Duration::from_secs_f64(args.data_loss_timeout));
+    config.subscribe_timeout =
+        (args.subscribe_timeout > 0.0).then(|| Duration::from_secs_f64(args.subscribe_timeout));
+    config.max_metadata_bytes = args.max_metadata_bytes;
     let mut output = Output::new(args.format);
     output.header()?;
     let mut sub = Subscriber::start(config);
@@ -251,10 +267,18 @@ pub(crate) async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
     tokio::pin!(shutdown);
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     let mut failure: Option<String> = None;
+    // The latest reason a session ended (peer text never: it was logged, escaped, once).
+    let mut last_failure: Option<String> = None;
+    let mut pending_kind: Option<&'static str> = None;
+    let mut subscribed = false;
+    let mut interrupted = false;
     'run: loop {
         tokio::select! {
             _ = &mut sleep => break,
-            _ = &mut shutdown => break,
+            _ = &mut shutdown => {
+                interrupted = true;
+                break
+            }
             _ = ticker.tick() => output.status(false),
             ev = sub.next_event() => {
                 let Some(ev) = ev else { break };
@@ -279,20 +303,28 @@ pub(crate) async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
                         output.metadata = Some(cache);
                     }
                     ClientEvent::Connected { address } => tracing::info!(%address, "connected"),
-                    ClientEvent::Disconnected { reason } => eprintln!("disconnected: {reason}"),
-                    ClientEvent::ReconnectScheduled { delay, attempt } => {
-                        eprintln!("reconnecting in {:.1} s (attempt {attempt})", delay.as_secs_f64())
+                    // The client logged the reason, the delay and the attempt at warn, once.
+                    ClientEvent::Disconnected { reason } => {
+                        last_failure = Some(pending_kind.take().map_or(reason, str::to_owned));
                     }
-                    ClientEvent::DataLoss { silent_for } => {
-                        eprintln!("no data for {:.1} s: reconnecting", silent_for.as_secs_f64())
-                    }
-                    ClientEvent::SubscriptionUpdated { signals, .. } => tracing::info!(signals, "subscribed"),
-                    ClientEvent::Session(sttp_proto::session::SubscriberEvent::Failed { command, message }) => {
-                        eprintln!("publisher refused command 0x{command:02X}: {message}");
-                        if command == 0x02 || command == 0x06 {
-                            failure = Some(message);
+                    ClientEvent::ReconnectScheduled { .. } | ClientEvent::DataLoss { .. } => {}
+                    ClientEvent::SessionFailed(f) => {
+                        if let SessionFailure::Refused { command: command @ (0x02 | 0x06), .. } = f {
+                            // The request itself was refused: sending it again cannot help.
+                            failure = Some(format!(
+                                "the publisher refused command 0x{command:02X} (its message is in the warning above)"
+                            ));
                             break 'run;
                         }
+                        pending_kind = Some(f.kind());
+                    }
+                    ClientEvent::UdpCipherFallback => {}
+                    ClientEvent::SubscriptionUpdated { signals, .. } => {
+                        subscribed = true;
+                        tracing::info!(signals, "subscribed")
+                    }
+                    ClientEvent::Session(sttp_proto::session::SubscriberEvent::Succeeded { command: 0x02, .. }) => {
+                        subscribed = true;
                     }
                     ClientEvent::Session(e) => tracing::debug!(?e, "session event"),
                     ClientEvent::Connecting { .. } => {}
@@ -315,6 +347,19 @@ pub(crate) async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
         let text = serde_json::to_vec_pretty(&stats)?;
         std::fs::write(path, text)
             .with_context(|| format!("cannot write the stats file {}", path.display()))?;
+    }
+    if failure.is_none()
+        && !interrupted
+        && output.total == 0
+        && (!subscribed || last_failure.is_some())
+    {
+        // Never exit 0 having received nothing from a session that never subscribed (or
+        // failed): scripts and CI must see it.
+        failure = Some(match &last_failure {
+            Some(why) => format!("no data received; the last session ended: {why}"),
+            None if !subscribed => "no data received: never subscribed".to_owned(),
+            None => "no data received".to_owned(),
+        });
     }
     match failure {
         Some(reason) => anyhow::bail!("{reason}"),
