@@ -393,6 +393,13 @@ mod tests {
             .unwrap();
         assert!(!same, "the job ran on the caller's thread");
         assert!(cpu > Duration::ZERO);
+        // The thread counts the job after it handed the result back.
+        for _ in 0..100 {
+            if pool.stats().jobs.load(Relaxed) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         assert_eq!(pool.stats().jobs.load(Relaxed), 1);
     }
 
