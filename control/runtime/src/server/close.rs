@@ -111,7 +111,8 @@ impl CloseReason {
         Self::LABELS.get(self.index()).copied().unwrap_or("unknown")
     }
 
-    /// True when the peer misbehaved (as opposed to closing, failing or being shut down).
+    /// True when the peer misbehaved (as opposed to closing, failing, dying or being shut
+    /// down): the close line is then logged at warn.
     pub fn is_fault(&self) -> bool {
         !matches!(
             self,
@@ -120,6 +121,8 @@ impl CloseReason {
                 | Self::ReadFailed(_)
                 | Self::WriteFailed(_)
                 | Self::CommandPoolClosed
+                // Logged at warn once, with the bytes left queued, where it is detected.
+                | Self::DeadPeer(_)
         )
     }
 }
