@@ -34,6 +34,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 const SIGNALS: usize = 150;
+/// The tests measure CPU per thread and read the global log: one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const PERIOD: Duration = Duration::from_millis(33);
 /// Hostile source addresses per attack.
 const ATTACKERS: u8 = 4;
@@ -415,7 +417,9 @@ fn print(title: &str, figures: &[PhaseFigures]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heavy_commands_leave_a_streaming_and_a_fresh_subscriber_unharmed() {
+    let _serial = SERIAL.lock().await;
     let logs = capture_logs();
+    logs.lock().unwrap().clear();
     let (figures, window, tp) = run_attacks(true).await;
     print("command pool on (protected)", &figures);
     let frames = window.expect("the good subscriber lost points during the attacks");
@@ -518,6 +522,7 @@ async fn heavy_commands_leave_a_streaming_and_a_fresh_subscriber_unharmed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn negative_control_the_same_attacks_with_commands_on_the_connection_tasks() {
+    let _serial = SERIAL.lock().await;
     let (figures, window, tp) = run_attacks(false).await;
     print("command pool off (negative control)", &figures);
     eprintln!("good subscriber window: {window:?}");
@@ -569,6 +574,7 @@ fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_over_its_cpu_budget_is_closed_counted_and_its_source_throttled() {
+    let _serial = SERIAL.lock().await;
     let order_by = "FILTER ActiveMeasurements WHERE True ORDER BY PointTag;".repeat(14_000);
     let command = Arc::new(subscribe_with(filter(&order_by)));
     // Budget on, then the negative control with the budget off: the same attacker is never closed.
